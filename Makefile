@@ -1,0 +1,42 @@
+# `make demo` and `make test` do all set-up on a fresh machine (a venv in .venv).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_QUERY := loadgen_output,classified_digits,framework=pytorch,loadgen_mode=AccuracyOnly,loadgen_scenario=Offline
+
+.PHONY: install data demo test lint bench clean
+
+$(BIN)/axq: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(BIN)/axq
+
+install: $(BIN)/axq data
+
+# Fashion-MNIST from Debian's dataset-fashion-mnist where apt is available (best effort).
+data:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+	  ($$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+	  || echo "note: could not install dataset-fashion-mnist; Fashion-MNIST needs fashion_mnist_dir=..."; \
+	fi
+
+demo: install
+	$(BIN)/axq byquery $(DEMO_QUERY) , get accuracy_report
+
+# pytest's exit code 5 (no tests collected) counts as a failure.
+test: install
+	$(BIN)/python -m pytest -q; code=$$?; \
+	if [ $$code -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$code
+
+lint: install
+	$(BIN)/ruff check axq entries tests benchmarks
+	$(BIN)/mypy axq
+
+bench: install
+	$(BIN)/python benchmarks/bench_overhead.py
+	$(BIN)/python benchmarks/bench_harness.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

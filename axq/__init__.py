@@ -1,0 +1,24 @@
+"""axq: query-language orchestration of ML benchmarks, in the spirit of axs.
+
+    import axq
+    axq.byquery("loadgen_output,classified_digits,loadgen_mode=AccuracyOnly").get("accuracy")
+
+The API lives in axq.api and is imported on first use, so that `import axq` stays cheap
+on the cached-query path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["byquery", "byname", "plan", "rules", "list_entries", "remove", "gc", "reindex", "wipe", "where", "sweep"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the API lazily."""
+    if name in __all__:
+        import axq.api
+
+        return getattr(axq.api, name)
+    raise AttributeError(f"module 'axq' has no attribute {name!r}")

@@ -1,0 +1,5 @@
+"""Run the CLI: `python -m axq ...`."""
+
+from axq.cli import entry_point
+
+entry_point()

@@ -1,0 +1,237 @@
+"""Do what the CLI does, from Python: `axq.byquery("...").get("accuracy")`.
+
+Every function takes an optional `work_collection` (else AXQ_WORK_COLLECTION, else the
+default) and raises `axq.errors.AxqError` subclasses for user errors.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+from axq import locations
+from axq.build import Builder
+from axq.entry import Entry
+from axq.errors import DependentsError, EntryNotFound
+from axq.graph import Node
+from axq.progress import Reporter
+from axq.query import Query, format_value, parse
+from axq.resolve import Match, resolve
+from axq.resolve import rules as match_rules
+from axq.store import Store, valid_name
+
+
+def memo_key(*parts: str) -> str:
+    """Key the query memo by query text, overrides and the recipe set."""
+    import hashlib
+
+    text = "\0".join([*parts, locations.recipe_fingerprint()])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _overrides_text(overrides: dict[str, Any] | None) -> list[str]:
+    return [f"--{k}={format_value(v)}" for k, v in sorted((overrides or {}).items())]
+
+
+def byquery(
+    query: str | Query,
+    overrides: dict[str, Any] | None = None,
+    *,
+    work_collection: str | os.PathLike | None = None,
+    reporter: Reporter | None = None,
+    memo: str | None = None,
+) -> Entry:
+    """Return the entry a query means, building it and its dependencies if missing."""
+    store = Store(work_collection)
+    memo = memo or memo_key(str(query), *_overrides_text(overrides))
+    name = store.memo_lookup(memo)
+    if name:
+        return Entry.load(store, name)
+    node = resolve(query, overrides)
+    entry = Builder(store, reporter).ensure(node, str(query))
+    store.memo_record(memo, entry.name)
+    return entry
+
+
+def byname(name: str, *, work_collection: str | os.PathLike | None = None) -> Entry:
+    """Return the entry called `name`."""
+    return Entry.load(Store(work_collection), name)
+
+
+def rules(query: str | Query) -> list[Match]:
+    """Return how every producer rule fares against a query, matches first."""
+    return match_rules(query)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One node of a plan: cached or to build, and why."""
+
+    node: Node
+    cached: bool
+    reason: str
+    depth: int
+
+
+def plan(
+    query: str | Query,
+    overrides: dict[str, Any] | None = None,
+    *,
+    work_collection: str | os.PathLike | None = None,
+) -> list[Step]:
+    """Say what a query needs: what is cached, what would be built and why (a dry run)."""
+    store = Store(work_collection)
+    steps: list[Step] = []
+    _plan(resolve(query, overrides), store, steps, 0)
+    return steps
+
+
+def _plan(node: Node, store: Store, steps: list[Step], depth: int) -> bool:
+    """Append the steps for node and its dependencies; return whether it is cached."""
+    index = len(steps)
+    deps_cached = [_plan(dep, store, steps, depth + 1) for dep in node.deps.values()]
+    cached = store.name_for_identity(node.identity, node.name) is not None
+    reason = "cached" if cached else _why(node, store, all(deps_cached))
+    steps.insert(index, Step(node, cached, reason, depth))
+    return cached
+
+
+def _why(node: Node, store: Store, deps_cached: bool) -> str:
+    """Explain why a node is not cached, against the closest entry of its recipe."""
+    recipe = node.producer.recipe
+    siblings = [m for _, m in store.manifests() if m["recipe"] == recipe.name and m["tags"] == list(node.producer.tags)]
+    if not siblings:
+        return "not built yet"
+    closest = min(siblings, key=lambda m: len(_differences(node, m)))
+    differences = _differences(node, closest)
+    if not differences and not deps_cached:
+        return "a dependency will be built"
+    return "differs from " + closest["name"] + ": " + "; ".join(differences[:4])
+
+
+def _differences(node: Node, manifest: dict) -> list[str]:
+    """List how a node differs from a built entry: version, parameters, dependencies."""
+    found = []
+    if manifest.get("recipe_version") != node.producer.recipe.version:
+        found.append(f"recipe version {manifest.get('recipe_version')} -> {node.producer.recipe.version}")
+    for key in sorted(set(node.params) | set(manifest["params"])):
+        old, new = manifest["params"].get(key, "<unset>"), node.params.get(key, "<unset>")
+        if old != new or type(old) is not type(new):
+            found.append(f"{key}: {_show(old)} -> {_show(new)}")
+    for key, dep in node.deps.items():
+        if manifest["deps"].get(key, {}).get("identity") != dep.identity:
+            found.append(f"dependency `{key}` differs")
+    return found
+
+
+def _show(value: Any) -> str:
+    return value if value == "<unset>" else format_value(value)
+
+
+def list_entries(query: str | Query = "", *, work_collection: str | os.PathLike | None = None) -> list[Entry]:
+    """Return the built entries that satisfy a query (tags, parameters or results)."""
+    store = Store(work_collection)
+    parsed = parse(query) if isinstance(query, str) else query
+    found = []
+    for name, manifest in store.manifests():
+        values = {**(manifest.get("results") or {}), **manifest.get("params", {})}
+        if all(q.test(manifest.get("tags", ()), values) for q in parsed.expand()):
+            found.append(Entry(store, name, manifest))
+    return found
+
+
+def dependents(store: Store, names: set[str]) -> dict[str, list[str]]:
+    """Map each entry that depends on one of `names` to those it depends on."""
+    found: dict[str, list[str]] = {}
+    for name, manifest in store.manifests():
+        used = [d["name"] for d in manifest.get("deps", {}).values() if d["name"] in names]
+        if used and name not in names:
+            found[name] = used
+    return found
+
+
+def _targets(store: Store, target: str) -> set[str]:
+    """Return the entry names a removal target means: a name, or a query's matches."""
+    if valid_name(target) and store.entry_dir(target):
+        return {target}
+    entries = list_entries(target, work_collection=store.root)
+    if not entries:
+        raise EntryNotFound(f"nothing matches `{target}` in {store.root}")
+    return {e.name for e in entries}
+
+
+def remove(target: str, *, force: bool = False, work_collection: str | os.PathLike | None = None) -> list[str]:
+    """Remove entries by name or query; with force, also what depends on them."""
+    store = Store(work_collection)
+    names = _targets(store, target)
+    while users := dependents(store, names):
+        if not force:
+            listing = ", ".join(sorted(users)[:5])
+            raise DependentsError(f"{len(users)} entries depend on what you asked to remove ({listing}); add --force to remove them too")
+        names |= set(users)
+    for name in sorted(names):
+        _remove_one(store, name)
+    return sorted(names)
+
+
+def _remove_one(store: Store, name: str) -> None:
+    """Hide an entry by one rename (so nothing sees it half-removed), then delete it."""
+    manifest = store.read_manifest(name) or {}
+    os.makedirs(store.path(".tmp"), exist_ok=True)
+    doomed = store.path(".tmp", f"{name}.{os.getpid()}.removing")
+    os.rename(store.path(name), doomed)
+    if "identity" in manifest:
+        store.forget(manifest["identity"])
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def gc(*, work_collection: str | os.PathLike | None = None) -> dict[str, int]:
+    """Remove leftovers of failed or killed builds and rebuild the index."""
+    import fcntl
+
+    store = Store(work_collection)
+    removed = 0
+    for leftover in _listdir(store.path(".tmp")):
+        lock = store.path(".locks", leftover.split(".", 1)[0] + ".lock")
+        if leftover.endswith(".removing") or not _locked(lock, fcntl):
+            shutil.rmtree(store.path(".tmp", leftover), ignore_errors=True)
+            removed += 1
+    return {"leftovers_removed": removed, "entries_indexed": store.reindex()}
+
+
+def _locked(path: str, fcntl: Any) -> bool:
+    """Say whether a lock file is held by a live process."""
+    try:
+        with open(path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+    except BlockingIOError:
+        return True
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except FileNotFoundError:
+        return []
+
+
+def reindex(*, work_collection: str | os.PathLike | None = None) -> int:
+    """Rebuild the index from the entry directories; return the number of entries."""
+    return Store(work_collection).reindex()
+
+
+def wipe(*, work_collection: str | os.PathLike | None = None) -> int:
+    """Remove every entry of the work collection (keeping its README); return how many."""
+    store = Store(work_collection)
+    names = store.names()
+    for name in [*names, *(h for h in (".index", ".tmp", ".locks", ".logs") if os.path.exists(store.path(h)))]:
+        shutil.rmtree(store.path(name), ignore_errors=True)
+    return len(names)
+
+
+def where(*, work_collection: str | os.PathLike | None = None) -> str:
+    """Return the work collection's path."""
+    return Store(work_collection).root

@@ -1,0 +1,54 @@
+"""Hold the dependency graph of a resolved query: nodes and the edges between them.
+
+Kept apart from matching (resolve.py) and from the build and cache policy (build.py) that
+use it. A node is one entry-to-be: the producer rule, its resolved parameters and its
+dependencies, which fix its identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from axq.identity import directory_name, identity
+
+if TYPE_CHECKING:
+    from axq.recipe import Producer
+
+
+@dataclass(eq=False)
+class Node:
+    """An entry to look up or build."""
+
+    producer: "Producer"
+    params: dict[str, Any]
+    query: str
+    deps: dict[str, "Node"] = field(default_factory=dict)
+
+    @cached_property
+    def identity(self) -> str:
+        """Digest what goes into this entry (see axq.identity)."""
+        recipe = self.producer.recipe
+        dep_ids = {name: dep.identity for name, dep in self.deps.items()}
+        return identity(recipe.name, recipe.version, self.producer.tags, self.params, dep_ids)
+
+    @cached_property
+    def name(self) -> str:
+        """Return the entry directory name: readable part plus digest."""
+        recipe = self.producer.recipe
+        shown = [str(self.params.get(p)) for p in recipe.name_params if self.params.get(p) is not None]
+        return directory_name(recipe.name, [*self.producer.tags[-1:], *shown], self.identity)
+
+    def walk(self) -> Iterator["Node"]:
+        """Yield every node once, dependencies before the nodes that need them."""
+        seen: set[str] = set()
+        yield from self._walk(seen)
+
+    def _walk(self, seen: set[str]) -> Iterator["Node"]:
+        for dep in self.deps.values():
+            yield from dep._walk(seen)
+        if self.identity not in seen:
+            seen.add(self.identity)
+            yield self

@@ -1,0 +1,64 @@
+"""Find the recipe directories and the work collection.
+
+Kept free of heavy imports: the cached-query path calls it on every run.
+"""
+
+from __future__ import annotations
+
+import os
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+SOURCE_ROOT = os.path.dirname(PACKAGE_DIR)
+RECIPE_FILE = "recipe.json"
+
+
+def builtin_entries() -> str:
+    """Return the `entries/` directory shipped beside the package."""
+    return os.path.join(SOURCE_ROOT, "entries")
+
+
+def search_path() -> list[str]:
+    """Return the recipe roots: built-in `entries/`, then those on AXQ_ENTRIES."""
+    extra = [p for p in os.environ.get("AXQ_ENTRIES", "").split(os.pathsep) if p]
+    return [builtin_entries(), *extra]
+
+
+def default_work_collection() -> str:
+    """Return `work_collection/` of a source checkout, else a per-user directory."""
+    if os.path.isfile(os.path.join(SOURCE_ROOT, "pyproject.toml")):
+        return os.path.join(SOURCE_ROOT, "work_collection")
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return os.path.join(data_home, "axq", "work_collection")
+
+
+def work_collection(explicit: str | os.PathLike | None = None) -> str:
+    """Return the work collection: the explicit one, AXQ_WORK_COLLECTION, or the default."""
+    chosen = explicit or os.environ.get("AXQ_WORK_COLLECTION") or default_work_collection()
+    return os.path.abspath(os.fspath(chosen))
+
+
+def recipe_fingerprint() -> str:
+    """Summarise the recipe set (paths, sizes, mtimes) cheaply, to key the query memo."""
+    parts = []
+    for root in search_path():
+        try:
+            names = sorted(os.listdir(root))
+        except OSError:
+            parts.append(root + ":absent")
+            continue
+        for name in names:
+            try:
+                st = os.stat(os.path.join(root, name, RECIPE_FILE))
+            except OSError:
+                continue
+            parts.append(f"{root}/{name}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
+def recipe_dir(name: str) -> str | None:
+    """Return the directory of the first recipe called `name` on the search path."""
+    for root in search_path():
+        candidate = os.path.join(root, name)
+        if os.path.isfile(os.path.join(candidate, RECIPE_FILE)):
+            return candidate
+    return None

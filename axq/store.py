@@ -1,0 +1,162 @@
+"""Keep built entries on disk: the work collection, its index, memo, locks and logs.
+
+Layout of a work collection:
+
+    <name>/manifest.json        a built entry (visible only once complete)
+    .index/ids/<identity>       the entry directory name for an identity
+    .index/memo/<key>           the entry directory name for a query text + recipe set
+    .locks/<identity>.lock      held while that identity is being built
+    .tmp/<name>.<pid>.<rand>/   builds in progress (never looks complete)
+    .logs/<name>.log            build logs while building, and of failed builds
+
+Lookups are single file reads, so their cost does not grow with the number of entries.
+This module is on the cached-query path: it imports nothing heavy at the top.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+from axq import locations
+
+MANIFEST = "manifest.json"
+HIDDEN = (".index", ".locks", ".tmp", ".logs")
+
+
+def _read_text(path: str) -> str | None:
+    """Return a small file's text, or None if it is missing."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write text to path so that readers see the old file or the new, never half."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+class Store:
+    """A work collection directory."""
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = locations.work_collection(root)
+
+    def path(self, *parts: str) -> str:
+        """Join parts under the work collection root."""
+        return os.path.join(self.root, *parts)
+
+    # -- lookups (cheap; on the cached path) ------------------------------------------
+
+    def entry_dir(self, name: str) -> str | None:
+        """Return the directory of a complete entry called `name`, or None."""
+        if not valid_name(name):
+            return None
+        directory = self.path(name)
+        return directory if os.path.isfile(os.path.join(directory, MANIFEST)) else None
+
+    def read_manifest(self, name: str) -> dict | None:
+        """Return an entry's manifest, or None if there is no complete entry `name`."""
+        text = _read_text(self.path(name, MANIFEST)) if valid_name(name) else None
+        return json.loads(text) if text else None
+
+    def name_for_identity(self, identity: str, expected_name: str | None = None) -> str | None:
+        """Return the entry directory holding `identity`, via the index (then its own name)."""
+        self.ensure_index()
+        name = _read_text(self.path(".index", "ids", identity))
+        for candidate in (name, expected_name):
+            if candidate and self._holds(candidate, identity):
+                if candidate != name:
+                    self.record(identity, candidate)
+                return candidate
+        return None
+
+    def _holds(self, name: str, identity: str) -> bool:
+        """Say whether entry `name` exists and has this identity."""
+        manifest = self.read_manifest(name)
+        return bool(manifest) and manifest.get("identity") == identity
+
+    def memo_lookup(self, key: str) -> str | None:
+        """Return the entry name memoised for a query key, if that entry still exists."""
+        name = _read_text(self.path(".index", "memo", key))
+        return name if name and self.entry_dir(name) else None
+
+    def memo_record(self, key: str, name: str) -> None:
+        """Memoise that a query key resolves to entry `name`."""
+        write_atomically(self.path(".index", "memo", key), name)
+
+    # -- the index --------------------------------------------------------------------
+
+    def record(self, identity: str, name: str) -> None:
+        """Index entry `name` under its identity."""
+        write_atomically(self.path(".index", "ids", identity), name)
+
+    def ensure_index(self) -> None:
+        """Rebuild the index if it is missing (a fresh or hand-assembled collection)."""
+        if not os.path.isdir(self.path(".index", "ids")):
+            self.reindex()
+
+    def reindex(self) -> int:
+        """Rebuild the index from the entry directories; return how many it holds."""
+        index = self.path(".index")
+        fresh = f"{index}.{os.getpid()}.new"
+        os.makedirs(os.path.join(fresh, "ids"), exist_ok=True)
+        count = 0
+        for name, manifest in self.manifests():
+            with open(os.path.join(fresh, "ids", manifest["identity"]), "w") as handle:
+                handle.write(name)
+            count += 1
+        self._swap_in(fresh, index)
+        return count
+
+    def _swap_in(self, fresh: str, index: str) -> None:
+        """Replace the index directory by `fresh` (the memo goes with the old one)."""
+        import shutil
+
+        old = f"{index}.{os.getpid()}.old"
+        if os.path.isdir(index):
+            os.rename(index, old)
+        os.rename(fresh, index)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def forget(self, identity: str) -> None:
+        """Drop an identity from the index and clear the memo."""
+        import shutil
+
+        try:
+            os.unlink(self.path(".index", "ids", identity))
+        except FileNotFoundError:
+            pass
+        shutil.rmtree(self.path(".index", "memo"), ignore_errors=True)
+
+    # -- walking (for list, rm, gc; not on the cached path) ----------------------------
+
+    def names(self) -> list[str]:
+        """List the names of complete entries, sorted."""
+        try:
+            candidates = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in candidates if not n.startswith(".") and self.entry_dir(n))
+
+    def manifests(self) -> Iterator[tuple[str, dict]]:
+        """Yield (name, manifest) for every complete entry whose manifest reads."""
+        for name in self.names():
+            try:
+                manifest = self.read_manifest(name)
+            except json.JSONDecodeError:
+                continue
+            if manifest and "identity" in manifest:
+                yield name, manifest
+
+
+def valid_name(name: str) -> bool:
+    """Say whether `name` is a plain entry name that cannot escape the collection."""
+    return bool(name) and "/" not in name and "\\" not in name and not name.startswith(".") and "\0" not in name

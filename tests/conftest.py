@@ -1,0 +1,69 @@
+"""Shared fixtures: a private work collection, the toy recipes, and ways to run axq."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from axq import cli
+from axq.recipe import all_recipes, load_code
+
+TESTS = Path(__file__).resolve().parent
+TOY_RECIPES = TESTS / "recipes"
+REPO = TESTS.parent
+
+
+@pytest.fixture(autouse=True)
+def _fresh_recipe_cache():
+    """Forget recipes loaded by another test (AXQ_ENTRIES differs between tests)."""
+    all_recipes.cache_clear()
+    load_code.cache_clear()
+    yield
+    all_recipes.cache_clear()
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch) -> Path:
+    """Point axq at an empty work collection and the toy recipes; return the collection."""
+    collection = tmp_path / "wc"
+    monkeypatch.setenv("AXQ_WORK_COLLECTION", str(collection))
+    monkeypatch.setenv("AXQ_ENTRIES", str(TOY_RECIPES))
+    return collection
+
+
+@pytest.fixture
+def gate(tmp_path) -> Path:
+    """Make a directory with the `started` and `release` FIFOs of the toy_gate recipe."""
+    directory = tmp_path / "gate"
+    directory.mkdir()
+    os.mkfifo(directory / "started")
+    os.mkfifo(directory / "release")
+    return directory
+
+
+def axq_subprocess(*args: str, **kwargs) -> subprocess.Popen:
+    """Start `python -m axq ARGS` as a real process (environment inherited)."""
+    return subprocess.Popen([sys.executable, "-m", "axq", *args], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def run_axq(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m axq ARGS` to completion."""
+    return subprocess.run([sys.executable, "-m", "axq", *args], cwd=REPO, text=True,
+                          capture_output=True, timeout=timeout, check=False)
+
+
+@pytest.fixture
+def axq_cli(capsys):
+    """Run the CLI in-process; return (exit code, stdout, stderr)."""
+    def run(*args: str) -> tuple[int, str, str]:
+        all_recipes.cache_clear()
+        code = cli.main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

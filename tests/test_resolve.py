@@ -1,0 +1,80 @@
+"""Matching producer rules, specificity, default filling, dependencies and cycles."""
+
+from __future__ import annotations
+
+import pytest
+
+from axq.errors import AmbiguousRuleError, CycleError, NoProducerError, UsageError
+from axq.resolve import resolve, rules
+
+
+@pytest.mark.parametrize(
+    ("query", "params"),
+    [
+        ("number", {"value": 1, "label": "x"}),
+        ("number,value=5", {"value": 5, "label": "x"}),
+        ("number,value=5,label='7'", {"value": 5, "label": "7"}),
+        ("number,value>=1", {"value": 1, "label": "x"}),
+        ("number,label?", {"value": 1, "label": "x"}),
+    ],
+)
+def test_defaults_are_filled(work, query, params):
+    assert resolve(query).params == params
+
+
+def test_same_query_same_identity_and_each_input_changes_it(work):
+    base = resolve("sum").identity
+    assert resolve("sum,value=1,offset=0").identity == base
+    assert resolve("sum,offset=1").identity != base
+    assert resolve("sum,value=2").identity != base
+
+
+def test_dependency_query_uses_parameters(work):
+    node = resolve("sum,value=3")
+    assert node.deps["a"].params["value"] == 3
+    assert node.deps["a"].identity == resolve("number,value=3").identity
+
+
+@pytest.mark.parametrize(
+    ("query", "fragment"),
+    [
+        ("numbr", "did you mean `number`"),
+        ("number,colour=red", "takes no parameter `colour`"),
+        ("number,value>5", "does not hold"),
+        ("number,-number", "has tag `number`"),
+    ],
+)
+def test_no_producer_says_why(work, query, fragment):
+    with pytest.raises(NoProducerError, match=fragment):
+        resolve(query)
+
+
+def test_overrides_replace_query_values(work):
+    assert resolve("number,value=2", {"value": 9}).params["value"] == 9
+
+
+def test_most_specific_rule_wins(work):
+    assert resolve("amb,left").params["side"] == "left"
+    assert resolve("amb,side=right").params["side"] == "right"
+
+
+def test_tie_names_the_rules(work):
+    with pytest.raises(AmbiguousRuleError, match=r"toy_ambiguous\[0\].*toy_ambiguous\[1\]"):
+        resolve("amb")
+
+
+def test_cycle_is_reported_with_its_path(work):
+    with pytest.raises(CycleError) as caught:
+        resolve("cyc_a")
+    assert caught.value.cycle == ["toy_cycle[0](cyc_a)", "toy_cycle[1](cyc_b)", "toy_cycle[0](cyc_a)"]
+
+
+def test_sweep_query_points_to_sweep_command(work):
+    with pytest.raises(UsageError, match="axq sweep"):
+        resolve("number,value:=1:2")
+
+
+def test_rules_lists_matches_first_with_reasons(work):
+    matches = rules("number,value=2")
+    assert matches[0].ok and matches[0].producer.recipe.name == "toy_number"
+    assert all(m.reason for m in matches[1:])
