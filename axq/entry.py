@@ -7,10 +7,12 @@ entry's recipe `code.py` (named in its manifest), else a stored result, else a p
 from __future__ import annotations
 
 import os
+import sys
+from types import ModuleType
 from typing import Any
 
 from axq import locations
-from axq.errors import EntryNotFound, GetterError, did_you_mean
+from axq.errors import EntryNotFound, GetterError, ManifestError, did_you_mean
 from axq.store import Store
 
 # Manifest fields readable with `get` besides getters, results and parameters.
@@ -80,12 +82,8 @@ class Entry:
 
     def code(self) -> Any:
         """Import and return this entry's recipe code module."""
-        from pathlib import Path
-
-        from axq.recipe import load_code
-
         directory = locations.recipe_dir(self.manifest["recipe"]) or self.manifest["recipe_path"]
-        return load_code(Path(directory) / "code.py")
+        return load_code(os.path.join(directory, "code.py"))
 
     def call(self, function: str, *args: Any, **kwargs: Any) -> Any:
         """Call `function` from the recipe's code.py with this entry first."""
@@ -110,3 +108,28 @@ class Entry:
         if key in MANIFEST_KEYS:
             return self.manifest.get(key)
         raise GetterError(f"entry `{self.name}` has no getter `{key}`" + did_you_mean(key, self.keys()))
+
+
+_LOADED: dict[str, ModuleType] = {}
+
+
+def load_code(path: str) -> ModuleType:
+    """Import a recipe's code.py by path, once per process (no importlib: it is slow)."""
+    if path in _LOADED:
+        return _LOADED[path]
+    try:
+        with open(path, encoding="utf-8") as handle:
+            source = handle.read()
+    except FileNotFoundError:
+        raise ManifestError(os.path.basename(os.path.dirname(path)), "code.py", f"missing {path}") from None
+    module = ModuleType(f"axq_recipe_{os.path.basename(os.path.dirname(path))}_{len(_LOADED)}", path)
+    module.__file__ = path
+    sys.modules[module.__name__] = module
+    exec(compile(source, path, "exec"), module.__dict__)
+    _LOADED[path] = module
+    return module
+
+
+def forget_loaded_code() -> None:
+    """Forget imported recipe code (for tests that swap recipe directories)."""
+    _LOADED.clear()

@@ -7,9 +7,7 @@ an unknown key or a wrong type is a `ManifestError` naming the recipe and the fi
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -17,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from axq import locations
+from axq.entry import load_code
 from axq.errors import ManifestError
 
 RECIPE_FILE = locations.RECIPE_FILE
@@ -81,7 +80,7 @@ class Recipe:
 
     def code(self) -> ModuleType:
         """Import this recipe's code.py (once per process)."""
-        return load_code(self.path / CODE_FILE)
+        return load_code(str(self.path / CODE_FILE))
 
     def function(self, name: str) -> Any:
         """Return a function from code.py, or raise ManifestError if it is missing."""
@@ -89,20 +88,6 @@ class Recipe:
         if not callable(fn):
             raise ManifestError(self.name, name, f"no function `{name}` in {self.path / CODE_FILE}")
         return fn
-
-
-@cache
-def load_code(path: Path) -> ModuleType:
-    """Import a code.py by path under a unique module name."""
-    if not path.is_file():
-        raise ManifestError(path.parent.name, CODE_FILE, f"missing {path}")
-    module_name = f"axq_recipe_{path.parent.name}_{abs(hash(str(path))):x}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _check_fields(name: str, data: Any, fields: dict, where: str) -> None:

@@ -117,10 +117,12 @@ class Store:
         return count
 
     def _swap_in(self, fresh: str, index: str) -> None:
-        """Replace the index directory by `fresh` (the memo goes with the old one)."""
+        """Replace the index directory by `fresh`, keeping the memo (it names entries)."""
         import shutil
 
         old = f"{index}.{os.getpid()}.old"
+        if os.path.isdir(os.path.join(index, "memo")):
+            os.rename(os.path.join(index, "memo"), os.path.join(fresh, "memo"))
         if os.path.isdir(index):
             os.rename(index, old)
         os.rename(fresh, index)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from axq import cli
-from axq.recipe import all_recipes, load_code
+from axq.entry import forget_loaded_code
+from axq.recipe import all_recipes
 
 TESTS = Path(__file__).resolve().parent
 TOY_RECIPES = TESTS / "recipes"
@@ -21,7 +22,7 @@ REPO = TESTS.parent
 def _fresh_recipe_cache():
     """Forget recipes loaded by another test (AXQ_ENTRIES differs between tests)."""
     all_recipes.cache_clear()
-    load_code.cache_clear()
+    forget_loaded_code()
     yield
     all_recipes.cache_clear()
 
