@@ -258,6 +258,9 @@ def list_command(words: list[str], options: Options) -> int:
         emit(rows, options)
     elif rows:
         print(format_table(rows))
+    else:
+        print(f"no entries match `{' '.join(words)}` in {api.where(work_collection=options.work_collection)}",
+              file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,64 @@
+"""The Python API: list, plan, rm with dependents, gc and wipe."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import axq
+from axq.errors import DependentsError, EntryNotFound
+
+
+def test_list_matches_loosely(work):
+    axq.byquery("sum,value=2")
+    axq.byquery("number,value=5")
+    assert {e.params["value"] for e in axq.list_entries("number")} == {2, 5}
+    assert [e.params["value"] for e in axq.list_entries("number,value>3")] == [5]
+    assert [e.params["value"] for e in axq.list_entries("number,squared=25")] == [5]
+    assert len(axq.list_entries("")) == 3
+
+
+def test_plan_says_what_is_cached_and_why_the_rest_is_built(work):
+    axq.byquery("sum,value=2")
+    steps = axq.plan("sum,value=2,offset=3")
+    assert [(s.node.producer.recipe.name, s.cached) for s in steps] == [("toy_sum", False), ("toy_number", True)]
+    assert "offset: 0 -> 3" in steps[0].reason
+    fresh = axq.plan("number,value=9")
+    assert "value: 2 -> 9" in fresh[0].reason
+
+
+def test_rm_refuses_to_break_dependents_unless_forced(work):
+    total = axq.byquery("sum,value=2")
+    number = total.dep("a")
+    with pytest.raises(DependentsError, match=total.name):
+        axq.remove(number.name)
+    assert number.path.exists()
+    removed = axq.remove(number.name, force=True)
+    assert set(removed) == {number.name, total.name}
+    assert not number.path.exists() and not total.path.exists()
+
+
+def test_rm_by_query_and_unknown_target(work):
+    axq.byquery("number,value=2")
+    axq.byquery("number,value=3")
+    assert len(axq.remove("number,value=3")) == 1
+    with pytest.raises(EntryNotFound):
+        axq.remove("number,value=3")
+    assert [e.params["value"] for e in axq.list_entries("number")] == [2]
+
+
+def test_gc_removes_leftovers_of_killed_builds(work):
+    axq.byquery("number")
+    leftover = work / ".tmp" / "toy_number_number-0000000000000000.abc123"
+    leftover.mkdir(parents=True)
+    assert axq.gc()["leftovers_removed"] == 1
+    assert not leftover.exists()
+    assert len(axq.list_entries()) == 1
+
+
+def test_wipe_removes_everything(work):
+    axq.byquery("sum")
+    assert axq.wipe() == 2
+    assert axq.list_entries() == []
+    assert axq.where() == os.fspath(work)
