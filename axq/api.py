@@ -21,6 +21,9 @@ from axq.query import Query, format_value, parse
 from axq.resolve import Match, resolve
 from axq.resolve import rules as match_rules
 from axq.store import Store, valid_name
+from axq.sweeps import sweep
+
+__all__ = ["byname", "byquery", "gc", "list_entries", "plan", "reindex", "remove", "rules", "sweep", "where", "wipe"]
 
 
 def memo_key(*parts: str) -> str:

@@ -197,13 +197,20 @@ def _log_traceback(log: Any, error: BaseException) -> None:
 
 
 def _explain(error: BaseException, node: Node, log_path: str) -> BaseException:
-    """Turn a build failure into the error the user sees, naming the log."""
+    """Turn a build failure into the error the user sees, naming (and carrying) the log."""
     if isinstance(error, KeyboardInterrupt):
-        return Interrupted(f"interrupted while building {node.name}; nothing was kept; log: {log_path}")
-    if isinstance(error, AxqError):
-        failure = BuildError(f"building {node.name} failed: {error}; log: {log_path}")
-        failure.exit_code = max(error.exit_code, 1)
-        return failure
-    error.add_note(f"axq: building {node.name} failed; log: {log_path}")
-    return error
+        explained: BaseException = Interrupted(f"interrupted while building {node.name}; nothing was kept; log: {log_path}")
+    elif isinstance(error, AxqError):
+        explained = BuildError(f"building {node.name} failed: {error}; log: {log_path}")
+        explained.exit_code = max(error.exit_code, 1)  # type: ignore[attr-defined]
+    else:
+        error.add_note(f"axq: building {node.name} failed; log: {log_path}")
+        explained = error
+    explained.axq_log = log_path  # type: ignore[attr-defined]
+    return explained
+
+
+def log_path_of(error: BaseException) -> str | None:
+    """Return the build log a failure points to, if it came from a build."""
+    return getattr(error, "axq_log", None)
 

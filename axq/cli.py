@@ -287,6 +287,42 @@ def simple(command: str, words: list[str], options: Options) -> int:
     return 0
 
 
+def sweep(words: list[str], overrides: list[str], later: list[list[str]], options: Options) -> int:
+    """Run a sweep, print its table, write CSV/JSON/PNG; exit 1 if a point failed."""
+    from axq import sweeps as sweeping
+    from axq.progress import Reporter
+
+    if not words or len(later) != 1 or later[0][0] != "get" or len(later[0]) != 2:
+        raise UsageError("usage: axq sweep QUERY-WITH-k:=a:b:c , get KEY[,KEY...] [--csv=F] [--plot=F.png]")
+    reporter = Reporter("quiet" if "--quiet" in options.flags else None)
+    query, getters = " ".join(words), later[0][1].split(",")
+    try:
+        rows = sweeping.sweep(query, getters, parse_overrides(overrides),
+                              work_collection=options.work_collection, reporter=reporter)
+        code = 1 if any(r.get("error") for r in rows) else 0
+    except sweeping.SweepInterrupted as stop:
+        rows, code = stop.rows, 130
+        print(f"axq: sweep interrupted after {len(rows)} points; run it again to resume", file=sys.stderr)
+    _sweep_outputs(rows, query, getters, options, sweeping)
+    return code
+
+
+def _sweep_outputs(rows: list[dict], query: str, getters: list[str], options: Options, sweeping: Any) -> None:
+    """Print the sweep table (or JSON) and write the files asked for."""
+    from axq.query import parse
+    from axq.table import format_table
+
+    if options.json:
+        emit(rows, options)
+    elif rows:
+        print(format_table(rows))
+    if "csv" in options.values:
+        sweeping.write_csv(rows, options.values["csv"])
+    if "plot" in options.values and rows:
+        x = sweeping.swept_keys(parse(query))[0]
+        sweeping.plot(rows, x, getters, options.values["plot"], title=query)
+
+
 def run_stages(stages: list[list[str]], options: Options) -> int:
     """Dispatch a parsed pipeline."""
     words, overrides = take_options(stages[0], options)
@@ -294,6 +330,8 @@ def run_stages(stages: list[list[str]], options: Options) -> int:
     if not words:
         raise UsageError(USAGE)
     command, args = words[0], words[1:]
+    if command == "sweep":
+        return sweep(args, overrides, later, options)
     if command in ("byquery", "byname"):
         entry = find_entry(words, overrides, options)
         code = 0
@@ -354,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("axq: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `axq ... | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
 
 
 def entry_point() -> None:
