@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from axq.build import log_path_of
-from axq.errors import AxqError, UsageError, did_you_mean
+from axq.errors import AxqError, Interrupted, UsageError, did_you_mean
 from axq.progress import Reporter
 from axq.query import Query, parse
 
@@ -53,7 +53,7 @@ def run_point(point: Query, swept: list[str], getters: list[str], overrides: dic
             raise UsageError(f"entry `{entry.name}` has no getter `{unknown[0]}`" + did_you_mean(unknown[0], entry.keys()))
         row.update({key: entry.get(key) for key in getters})
         row.update(valid=entry.invalid_reason is None, error=None, entry=entry.name)
-    except (KeyboardInterrupt, UsageError):
+    except (KeyboardInterrupt, Interrupted, UsageError):
         raise
     except Exception as error:  # a real failure of this point: report it, keep sweeping
         if not isinstance(error, AxqError) and not log_path_of(error):
@@ -86,7 +86,7 @@ def sweep(
                                                                            if c.key in swept))
         try:
             rows.append(run_point(point, swept, getters, overrides, work_collection, reporter))
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Interrupted):
             raise SweepInterrupted(rows) from None
         if on_row:
             on_row(rows[-1])

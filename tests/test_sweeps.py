@@ -87,3 +87,30 @@ def test_progress_lines_when_not_a_terminal(work, capsys):
     lines = stream.getvalue().splitlines()
     assert any("sweep point 2/2: value=2" in line for line in lines)
     assert all(line.startswith("[") and line[9] == "]" for line in lines)
+
+
+def test_ctrl_c_keeps_finished_points_and_a_rerun_resumes(work, gate):
+    import signal
+
+    from tests.conftest import axq_subprocess
+
+    query = f"gated,gate_dir={gate},n:=1:2"
+    proc = axq_subprocess("sweep", query, ",", "get", "released")
+    for _ in range(2):  # let point 1 finish, then catch point 2 mid-build
+        with open(gate / "started") as started:
+            started.read()
+        if _ == 0:
+            with open(gate / "release", "w") as release:
+                release.write("go")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "run it again to resume" in err
+    assert out.splitlines()[1].split()[:2] == ["1", "True"]
+    rerun = axq_subprocess("sweep", query, ",", "get", "released")
+    with open(gate / "started") as started:
+        started.read()
+    with open(gate / "release", "w") as release:
+        release.write("go")
+    out, _ = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0 and len(out.splitlines()) == 3
+    assert (gate / "builds.txt").read_text().count("\n") == 3  # point 1 once, point 2 twice
