@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["byquery", "byname", "plan", "rules", "list_entries", "remove", "gc", "reindex", "wipe", "where", "sweep"]
+__all__ = ["byname", "byquery", "gc", "list_entries", "plan", "reindex", "remove", "rules", "sweep", "where", "wipe"]
 
 
 def __getattr__(name: str) -> Any:

@@ -172,7 +172,8 @@ def remove(target: str, *, force: bool = False, work_collection: str | os.PathLi
     while users := dependents(store, names):
         if not force:
             listing = ", ".join(sorted(users)[:5])
-            raise DependentsError(f"{len(users)} entries depend on what you asked to remove ({listing}); add --force to remove them too")
+            raise DependentsError(f"{len(users)} entries depend on what you asked to remove ({listing}); "
+                                  "add --force to remove them too")
         names |= set(users)
     for name in sorted(names):
         _remove_one(store, name)

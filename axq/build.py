@@ -199,7 +199,8 @@ def _log_traceback(log: Any, error: BaseException) -> None:
 def _explain(error: BaseException, node: Node, log_path: str) -> BaseException:
     """Turn a build failure into the error the user sees, naming (and carrying) the log."""
     if isinstance(error, KeyboardInterrupt):
-        explained: BaseException = Interrupted(f"interrupted while building {node.name}; nothing was kept; log: {log_path}")
+        message = f"interrupted while building {node.name}; nothing was kept; log: {log_path}"
+        explained: BaseException = Interrupted(message)
     elif isinstance(error, AxqError):
         explained = BuildError(f"building {node.name} failed: {error}; log: {log_path}")
         explained.exit_code = max(error.exit_code, 1)  # type: ignore[attr-defined]

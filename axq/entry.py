@@ -26,7 +26,7 @@ class Entry:
         self.store, self.name, self.manifest = store, name, manifest
 
     @classmethod
-    def load(cls, store: Store, name: str) -> "Entry":
+    def load(cls, store: Store, name: str) -> Entry:
         """Return entry `name` of the store, or raise EntryNotFound with suggestions."""
         manifest = store.read_manifest(name)
         if manifest is None:
@@ -34,7 +34,7 @@ class Entry:
         return cls(store, name, manifest)
 
     @classmethod
-    def at(cls, path: str | os.PathLike) -> "Entry":
+    def at(cls, path: str | os.PathLike) -> Entry:
         """Return the entry in directory `path` (for code running outside the kernel)."""
         path = os.path.abspath(os.fspath(path))
         return cls.load(Store(os.path.dirname(path)), os.path.basename(path))
@@ -73,7 +73,7 @@ class Entry:
             return str(results.get("invalid_reason") or "marked invalid by its build")
         return None
 
-    def dep(self, name: str) -> "Entry":
+    def dep(self, name: str) -> Entry:
         """Return the dependency called `name`."""
         deps = self.manifest.get("deps", {})
         if name not in deps:

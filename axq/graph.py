@@ -22,10 +22,10 @@ if TYPE_CHECKING:
 class Node:
     """An entry to look up or build."""
 
-    producer: "Producer"
+    producer: Producer
     params: dict[str, Any]
     query: str
-    deps: dict[str, "Node"] = field(default_factory=dict)
+    deps: dict[str, Node] = field(default_factory=dict)
 
     @cached_property
     def identity(self) -> str:
@@ -41,12 +41,12 @@ class Node:
         shown = [str(self.params.get(p)) for p in recipe.name_params if self.params.get(p) is not None]
         return directory_name(recipe.name, [*self.producer.tags[-1:], *shown], self.identity)
 
-    def walk(self) -> Iterator["Node"]:
+    def walk(self) -> Iterator[Node]:
         """Yield every node once, dependencies before the nodes that need them."""
         seen: set[str] = set()
         yield from self._walk(seen)
 
-    def _walk(self, seen: set[str]) -> Iterator["Node"]:
+    def _walk(self, seen: set[str]) -> Iterator[Node]:
         for dep in self.deps.values():
             yield from dep._walk(seen)
         if self.identity not in seen:

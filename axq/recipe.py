@@ -45,7 +45,7 @@ PRODUCER_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
 class Producer:
     """One producer rule: what a recipe builds, from which parameters and dependencies."""
 
-    recipe: "Recipe"
+    recipe: Recipe
     index: int
     tags: tuple[str, ...]
     params: dict[str, Any]

@@ -100,7 +100,8 @@ def choose(query: Query) -> Match:
         raise _no_producer(query, matches)
     if len(winners) > 1:
         labels = ", ".join(m.producer.label for m in winners)
-        raise AmbiguousRuleError(f"`{query}` matches several rules equally well: {labels}; add a tag or parameter to choose")
+        raise AmbiguousRuleError(f"`{query}` matches several rules equally well: {labels}; "
+                                 "add a tag or parameter to choose")
     return matches[0]
 
 

@@ -15,6 +15,7 @@ This module is on the cached-query path: it imports nothing heavy at the top.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -81,7 +82,7 @@ class Store:
     def _holds(self, name: str, identity: str) -> bool:
         """Say whether entry `name` exists and has this identity."""
         manifest = self.read_manifest(name)
-        return bool(manifest) and manifest.get("identity") == identity
+        return manifest is not None and manifest.get("identity") == identity
 
     def memo_lookup(self, key: str) -> str | None:
         """Return the entry name memoised for a query key, if that entry still exists."""
@@ -132,10 +133,8 @@ class Store:
         """Drop an identity from the index and clear the memo."""
         import shutil
 
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path(".index", "ids", identity))
-        except FileNotFoundError:
-            pass
         shutil.rmtree(self.path(".index", "memo"), ignore_errors=True)
 
     # -- walking (for list, rm, gc; not on the cached path) ----------------------------

@@ -48,9 +48,10 @@ def run_point(point: Query, swept: list[str], getters: list[str], overrides: dic
     row = _point_row(point, swept)
     try:
         entry = byquery(point, overrides, work_collection=work_collection, reporter=reporter)
-        unknown = [key for key in getters if key not in entry.keys()]
+        known = entry.keys()
+        unknown = [key for key in getters if key not in known]
         if unknown:  # the same for every point: stop rather than fill a table with errors
-            raise UsageError(f"entry `{entry.name}` has no getter `{unknown[0]}`" + did_you_mean(unknown[0], entry.keys()))
+            raise UsageError(f"entry `{entry.name}` has no getter `{unknown[0]}`" + did_you_mean(unknown[0], known))
         row.update({key: entry.get(key) for key in getters})
         row.update(valid=entry.invalid_reason is None, error=None, entry=entry.name)
     except (KeyboardInterrupt, Interrupted, UsageError):
@@ -140,7 +141,8 @@ def _plot_one(ax: Any, rows: list[Row], x: str, getter: str) -> None:
     for marker, colour, keep, label in (("o", "tab:blue", True, "valid"), ("x", "tab:red", False, "invalid")):
         chosen = [p for p in points if bool(p[2]) is keep]
         if chosen:
-            ax.scatter([p[0] for p in chosen], [p[1] for p in chosen], marker=marker, color=colour, label=label, zorder=3)
+            ax.scatter([p[0] for p in chosen], [p[1] for p in chosen], marker=marker, color=colour,
+                       label=label, zorder=3)
     xs = [p[0] for p in points]
     if xs and min(xs) > 0 and max(xs) / min(xs) >= 8:
         from matplotlib.ticker import ScalarFormatter

@@ -119,9 +119,10 @@ def test_two_processes_build_once(work, gate):
         assert line, "second process ended without waiting for the lock"
     with open(gate / "release", "w") as release:
         release.write("go")
-    out1, _ = first.communicate(timeout=60)
-    out2, _ = second.communicate(timeout=60)
+    released, _ = first.communicate(timeout=60)
+    path, _ = second.communicate(timeout=60)
     assert first.returncode == 0 and second.returncode == 0
+    assert released.strip() == "true" and (work / path.strip().rsplit("/", 1)[1]).is_dir()
     assert (gate / "builds.txt").read_text().count("\n") == 1
     assert len(entry_dirs(work)) == 1
 
