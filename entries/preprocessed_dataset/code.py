@@ -1,0 +1,123 @@
+"""Preprocess a data set split into `images.npy` (float32 N x C x H x W) and `labels.npy`.
+
+Digits and Fashion-MNIST: pixels scaled to [0, 1], then normalised with a fixed mean and
+standard deviation per data set (of its training images), shape N x 1 x H x W.
+
+ImageNet, as the MLPerf ResNet50 reference (`pre_process_vgg`) does it: RGB, an
+aspect-preserving resize so the shorter side is 256 (224 / 0.875), a centre crop of 224,
+N x 3 x 224 x 224. Two differences, both to match torchvision's resnet50, which is the
+model here: the resize is PIL bilinear (the reference uses OpenCV INTER_AREA, so pixel
+values differ slightly), and pixels are scaled to [0, 1] and normalised with torchvision's
+ImageNet mean and std (the reference subtracts per-channel means in 0..255 for its
+TensorFlow/ONNX model).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+NORMALISE = {  # (mean, std) of the [0, 1] training pixels
+    "digits": (0.3053, 0.3760),
+    "fashion_mnist": (0.2860, 0.3530),
+}
+SPLITS = {"digits": ("train", "test"), "fashion_mnist": ("train", "test"), "imagenet": ("val",)}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CROP = 224
+RESIZE = 256  # round(224 / 0.875)
+
+
+def build_grayscale(ctx: Any) -> dict:
+    """Scale, normalise and save the first dataset_size images of a digits-like split."""
+    import numpy as np
+
+    name, split = ctx.params["dataset_name"], ctx.params["split"]
+    check_split(name, split)
+    images, labels = ctx.deps["dataset"].call("load_split", split)
+    count = size_to_use(ctx.params["dataset_size"], len(labels), name, split)
+    mean, std = NORMALISE[name]
+    ready = ((images[:count] - mean) / std).astype(np.float32)[:, None, :, :]
+    np.save(ctx.path / "images.npy", ready)
+    np.save(ctx.path / "labels.npy", labels[:count].astype(np.int64))
+    ctx.log(f"{name} {split}: {count} images, shape {ready.shape}")
+    return {"count": count, "mean": mean, "std": std}
+
+
+def build_imagenet(ctx: Any) -> dict:
+    """Resize, crop and normalise the first dataset_size validation images, one by one."""
+    import numpy as np
+
+    check_split("imagenet", ctx.params["split"])
+    items = ctx.deps["dataset"].call("list_images")
+    count = size_to_use(ctx.params["dataset_size"], len(items), "imagenet", "val")
+    out = np.lib.format.open_memmap(ctx.path / "images.npy", mode="w+",
+                                    dtype=np.float32, shape=(count, 3, CROP, CROP))
+    for index, (path, _) in enumerate(ctx.progress(items[:count], total=count,
+                                                   desc="preprocessing")):
+        out[index] = preprocess_image(path)
+    out.flush()
+    del out
+    np.save(ctx.path / "labels.npy", np.array([label for _, label in items[:count]],
+                                              dtype=np.int64))
+    ctx.log(f"imagenet val: {count} images, shape ({count}, 3, {CROP}, {CROP})")
+    return {"count": count}
+
+
+def load_arrays(entry: Any, mmap: bool = True) -> tuple[Any, Any]:
+    """Return (images, labels) of a built entry, memory-mapped read-only when mmap."""
+    import numpy as np
+
+    if mmap:
+        return np.load(entry.path / "images.npy", mmap_mode="r"), np.load(entry.path / "labels.npy", mmap_mode="r")
+    return np.load(entry.path / "images.npy"), np.load(entry.path / "labels.npy")
+
+
+def preprocess_image(path: Path) -> Any:
+    """Return one image as float32 3 x 224 x 224: resize, centre crop, normalise."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        rgb = image.convert("RGB")
+    pixels = np.asarray(centre_crop(resize_shorter_side(rgb, RESIZE), CROP), dtype=np.float32)
+    pixels = (pixels / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return pixels.transpose(2, 0, 1).astype(np.float32)
+
+
+def resize_shorter_side(image: Any, size: int) -> Any:
+    """Resize a PIL image, keeping its aspect ratio, so its shorter side is size."""
+    from PIL import Image
+
+    width, height = image.size
+    new = (size, int(size * height / width)) if height > width else (int(size * width / height), size)
+    return image.resize(new, Image.Resampling.BILINEAR)
+
+
+def centre_crop(image: Any, size: int) -> Any:
+    """Cut the central size x size square out of a PIL image (the reference's rounding)."""
+    width, height = image.size
+    left, top = int((width - size) / 2), int((height - size) / 2)
+    return image.crop((left, top, left + size, top + size))
+
+
+def check_split(name: str, split: str) -> None:
+    """Raise unless split is one the data set has."""
+    from axq.errors import BuildError
+
+    if split not in SPLITS[name]:
+        choices = " or ".join(f"split={s}" for s in SPLITS[name])
+        raise BuildError(f"{name} has no split `{split}`; use {choices}")
+
+
+def size_to_use(dataset_size: int | None, available: int, name: str, split: str) -> int:
+    """Return how many images to take: all when dataset_size is null, else the first N."""
+    from axq.errors import BuildError
+
+    if dataset_size is None:
+        return available
+    if isinstance(dataset_size, bool) or not isinstance(dataset_size, int) \
+            or not 0 < dataset_size <= available:
+        raise BuildError(f"dataset_size={dataset_size}: {name} {split} has {available} "
+                         f"images; give a whole number from 1 to {available}, or null for all")
+    return dataset_size

@@ -1,0 +1,247 @@
+"""Test the data set recipes: originals (digits, Fashion-MNIST, ImageNet) and preprocessing."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from axq.errors import BuildError
+from tests.imagenet_fixture import ENTRIES, build_recipe, load_code, make_imagenet_dir
+
+OURS = ["dataset_digits", "dataset_fashion_mnist", "dataset_imagenet", "preprocessed_dataset",
+        "model_small_cnn", "model_resnet50"]
+RECIPE_KEYS = {"version", "description", "defaults", "producers", "getters"}
+PRODUCER_KEYS = {"tags", "params", "defaults", "required", "deps", "build"}
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+# ---- recipe.json format ----
+
+@pytest.mark.parametrize("recipe", OURS)
+def test_recipe_json_follows_the_format(recipe: str) -> None:
+    manifest = json.loads((ENTRIES / recipe / "recipe.json").read_text())
+    assert set(manifest) <= RECIPE_KEYS and {"version", "producers"} <= set(manifest)
+    assert isinstance(manifest["version"], int) and isinstance(manifest["description"], str)
+    code = load_code(recipe)
+    for getter in manifest["getters"]:
+        assert callable(getattr(code, getter))
+    for producer in manifest["producers"]:
+        assert set(producer) <= PRODUCER_KEYS and "tags" in producer
+        assert all(isinstance(tag, str) for tag in producer["tags"])
+        assert all(isinstance(dep, str) for dep in producer["deps"].values())
+        assert callable(getattr(code, producer.get("build", "build")))
+
+
+@pytest.mark.parametrize("recipe, tags", [
+    ("dataset_digits", ["dataset", "original", "digits"]),
+    ("dataset_fashion_mnist", ["dataset", "original", "fashion_mnist"]),
+    ("dataset_imagenet", ["dataset", "original", "imagenet"]),
+])
+def test_original_datasets_have_their_contract_tags(recipe: str, tags: list[str]) -> None:
+    producer = json.loads((ENTRIES / recipe / "recipe.json").read_text())["producers"][0]
+    assert producer["tags"] == tags and producer["params"] == {"dataset_name": tags[2]}
+
+
+# ---- digits ----
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory: pytest.TempPathFactory):
+    return build_recipe("dataset_digits", tmp_path_factory.mktemp("d") / "digits")
+
+
+def test_digits_split_sizes_and_stratification(digits) -> None:
+    x_train, y_train = digits.call("load_split", "train")
+    _, y_test = digits.call("load_split", "test")
+    assert (len(y_train), len(y_test)) == (1347, 450) == (digits.results["train_count"], 450)
+    assert x_train.shape == (1347, 8, 8) and x_train.dtype == np.float32
+    assert x_train.min() == 0.0 and x_train.max() == 1.0
+    test_share = np.bincount(y_test, minlength=10) / np.bincount(np.concatenate([y_train, y_test]))
+    assert np.all(np.abs(test_share - 0.25) < 0.02)
+
+
+def test_digits_split_is_deterministic_and_seeded(digits, tmp_path: Path) -> None:
+    again = build_recipe("dataset_digits", tmp_path / "again")
+    other = build_recipe("dataset_digits", tmp_path / "other", split_seed=1)
+    assert np.array_equal(digits.call("load_split", "test")[1], again.call("load_split", "test")[1])
+    assert not np.array_equal(digits.call("load_split", "test")[1], other.call("load_split", "test")[1])
+
+
+def test_digits_unknown_split_is_a_build_error(digits) -> None:
+    with pytest.raises(BuildError, match="split=train or split=test"):
+        digits.call("load_split", "val")
+
+
+@pytest.mark.parametrize("split, count", [("test", 450), ("train", 1347)])
+def test_digits_preprocessing(digits, tmp_path: Path, split: str, count: int) -> None:
+    entry = build_recipe("preprocessed_dataset", tmp_path / "p", "digits", {"dataset": digits}, split=split)
+    images, labels = entry.call("load_arrays")
+    assert isinstance(images, np.memmap) and images.shape == (count, 1, 8, 8)
+    assert images.dtype == np.float32 and labels.dtype == np.int64 and entry.results["count"] == count
+    raw, raw_labels = digits.call("load_split", split)
+    assert np.allclose(images[:, 0] * 0.3760 + 0.3053, raw, atol=1e-6)
+    assert np.array_equal(labels, raw_labels)
+    assert abs(float(images.mean())) < 0.05 and abs(float(images.std()) - 1) < 0.05
+
+
+def test_preprocessing_takes_the_first_n(digits, tmp_path: Path) -> None:
+    entry = build_recipe("preprocessed_dataset", tmp_path / "p", "digits", {"dataset": digits}, dataset_size=7)
+    images, labels = entry.call("load_arrays", False)
+    assert images.shape == (7, 1, 8, 8) and not isinstance(images, np.memmap)
+    assert np.array_equal(labels, digits.call("load_split", "test")[1][:7])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"dataset_size": 451}, "from 1 to 450"),
+    ({"dataset_size": 0}, "from 1 to 450"),
+    ({"split": "val"}, "split=train or split=test"),
+])
+def test_preprocessing_bad_parameters(digits, tmp_path: Path, overrides: dict, message: str) -> None:
+    with pytest.raises(BuildError, match=message):
+        build_recipe("preprocessed_dataset", tmp_path / "p", "digits", {"dataset": digits}, **overrides)
+
+
+# ---- IDX parser and Fashion-MNIST ----
+
+def write_idx(path: Path, magic: int, array: np.ndarray) -> Path:
+    """Write array as a gzipped IDX file with the given magic number."""
+    header = struct.pack(">i", magic) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+    return path
+
+
+def test_idx_parser_reads_images_and_labels(tmp_path: Path) -> None:
+    fashion = load_code("dataset_fashion_mnist")
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    labels = np.array([7, 0, 9], dtype=np.uint8)
+    assert np.array_equal(fashion.read_idx(write_idx(tmp_path / "i.gz", 2051, images), 2051), images)
+    assert np.array_equal(fashion.read_idx(write_idx(tmp_path / "l.gz", 2049, labels), 2049), labels)
+
+
+def test_idx_parser_rejects_bad_files(tmp_path: Path) -> None:
+    fashion = load_code("dataset_fashion_mnist")
+    labels = write_idx(tmp_path / "l.gz", 2049, np.zeros(5))
+    with pytest.raises(BuildError, match="magic number 2049, expected 2051"):
+        fashion.read_idx(labels, 2051)
+    short = tmp_path / "short.gz"
+    short.write_bytes(gzip.compress(struct.pack(">iI", 2049, 10) + bytes(4)))
+    with pytest.raises(BuildError, match="holds 4 data bytes"):
+        fashion.read_idx(short, 2049)
+    plain = tmp_path / "plain.gz"
+    plain.write_bytes(b"not gzip at all")
+    with pytest.raises(BuildError, match="not a readable gzip file"):
+        fashion.read_idx(plain, 2049)
+
+
+def test_fashion_mnist_missing_everywhere_says_how_to_provide_it(tmp_path: Path, monkeypatch) -> None:
+    fashion = load_code("dataset_fashion_mnist")
+    monkeypatch.setattr(fashion, "SYSTEM_DIR", tmp_path / "none")
+    monkeypatch.setattr(fashion, "download", lambda folder, log: False)
+    with pytest.raises(BuildError, match=r"apt install dataset-fashion-mnist.*fashion_mnist_dir="):
+        fashion.find_dir(None, tmp_path / "dl", print)
+    with pytest.raises(BuildError, match=r"lacks train-images-idx3-ubyte\.gz"):
+        fashion.find_dir(str(tmp_path), tmp_path / "dl", print)
+
+
+@pytest.fixture(scope="module")
+def fashion(tmp_path_factory: pytest.TempPathFactory):
+    return build_recipe("dataset_fashion_mnist", tmp_path_factory.mktemp("f") / "fashion")
+
+
+def test_fashion_mnist_from_the_debian_package(fashion) -> None:
+    assert fashion.results["source_dir"] == str(FASHION_DIR)
+    for split, count in (("train", 60000), ("test", 10000)):
+        images, labels = fashion.call("load_split", split)
+        assert images.shape == (count, 28, 28) and images.dtype == np.float32
+        assert labels.dtype == np.int64 and set(np.unique(labels)) == set(range(10))
+        assert np.all(np.bincount(labels) == count // 10)
+        assert images.min() == 0.0 and images.max() == 1.0
+
+
+def test_fashion_mnist_preprocessing(fashion, tmp_path: Path) -> None:
+    entry = build_recipe("preprocessed_dataset", tmp_path / "p", "fashion_mnist", {"dataset": fashion})
+    images, labels = entry.call("load_arrays")
+    assert images.shape == (10000, 1, 28, 28) and images.dtype == np.float32 and len(labels) == 10000
+    assert abs(float(images.mean())) < 0.05 and abs(float(images.std()) - 1) < 0.05
+
+
+# ---- ImageNet ----
+
+def test_imagenet_registers_the_folder(tmp_path: Path) -> None:
+    folder = make_imagenet_dir(tmp_path, 5)
+    entry = build_recipe("dataset_imagenet", tmp_path / "e", imagenet_dir=str(folder))
+    items = entry.call("list_images")
+    assert entry.results["count"] == 5 and len(items) == 5
+    assert items[0][0] == folder / "ILSVRC2012_val_00000001.JPEG" and items[0][0].is_file()
+    assert all(0 <= label < 1000 for _, label in items)
+    assert not list((tmp_path / "e").glob("*.JPEG"))
+
+
+def break_missing_dir(folder: Path) -> Path:
+    return folder / "nowhere"
+
+
+def break_val_map(folder: Path) -> Path:
+    (folder / "val_map.txt").unlink()
+    return folder
+
+
+def break_a_file(folder: Path) -> Path:
+    (folder / "ILSVRC2012_val_00000002.JPEG").unlink()
+    return folder
+
+
+def break_a_line(folder: Path) -> Path:
+    with (folder / "val_map.txt").open("a") as stream:
+        stream.write("ILSVRC2012_val_00000009.JPEG cat\n")
+    return folder
+
+
+@pytest.mark.parametrize("damage, message", [
+    (break_missing_dir, "no such folder; imagenet_dir must be"),
+    (break_val_map, "has no val_map.txt"),
+    (break_a_file, "lacks 1 of the 3 images listed in val_map.txt, first ILSVRC2012_val_00000002.JPEG"),
+    (break_a_line, "line 4: expected `FILE LABEL` with a label in 0..999"),
+])
+def test_imagenet_validation_errors(tmp_path: Path, damage, message: str) -> None:
+    folder = damage(make_imagenet_dir(tmp_path, 3))
+    with pytest.raises(BuildError, match=message):
+        build_recipe("dataset_imagenet", tmp_path / "e", imagenet_dir=str(folder))
+
+
+def build_imagenet(tmp_path: Path, n: int, **overrides) -> tuple:
+    """Build an n-image ImageNet folder's original and preprocessed entries."""
+    folder = make_imagenet_dir(tmp_path, n)
+    original = build_recipe("dataset_imagenet", tmp_path / "o", imagenet_dir=str(folder))
+    return original, build_recipe("preprocessed_dataset", tmp_path / "p", "imagenet",
+                                  {"dataset": original}, imagenet_dir=str(folder), **overrides)
+
+
+def test_imagenet_preprocessing_shape_and_first_n(tmp_path: Path) -> None:
+    original, entry = build_imagenet(tmp_path, 4, dataset_size=3)
+    images, labels = entry.call("load_arrays")
+    assert images.shape == (3, 3, 224, 224) and images.dtype == np.float32
+    assert labels.tolist() == [label for _, label in original.call("list_images")[:3]]
+    assert float(images.min()) > -2.2 and float(images.max()) < 2.7
+
+
+def test_imagenet_resize_and_centre_crop(tmp_path: Path) -> None:
+    """A 512x320 image: resized to 409x256, its central 224x224 is red, the rest blue."""
+    pre = load_code("preprocessed_dataset")
+    pixels = np.zeros((320, 512, 3), dtype=np.uint8)
+    pixels[..., 2] = 255
+    pixels[:, 116:396, 0], pixels[:, 116:396, 2] = 255, 0  # 280 wide = 224 * 320 / 256
+    Image.fromarray(pixels).save(tmp_path / "wide.png")
+    assert pre.resize_shorter_side(Image.fromarray(pixels), 256).size == (409, 256)
+    out = pre.preprocess_image(tmp_path / "wide.png")
+    red = (np.array([1.0, 0.0, 0.0]) - pre.IMAGENET_MEAN) / pre.IMAGENET_STD
+    assert out.shape == (3, 224, 224)
+    assert np.allclose(out[:, :, 3:-3].reshape(3, -1).mean(axis=1), red, atol=0.05)
+    assert np.allclose(out[:, 112, 112], red, atol=1e-4)
+    tall = pre.centre_crop(Image.new("RGB", (256, 301)), 224)
+    assert tall.size == (224, 224)
