@@ -1,0 +1,379 @@
+"""Run an MLPerf LoadGen test of an image classifier and read its results.
+
+The build checks the parameters, writes `user.conf` (read back to check it), and runs
+`harness.py` in a child process per test, in the entry directory, streaming its output
+into the build log. A fresh process matters: LoadGen loads its embedded mlperf.conf only
+on the first `TestSettings.FromConfig` call of a process. The child fills in the targets
+left null (QPS, latency) from timing the model, so short default runs are VALID on any
+machine. Afterwards the build parses `mlperf_log_summary.txt` and, in AccuracyOnly mode,
+decodes `mlperf_log_accuracy.json` (each response is the predicted class as an int64).
+
+Getters read only `entry.results`: no torch, numpy or LoadGen on the cached path.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+SCENARIOS = ("Offline", "Server", "SingleStream", "MultiStream")
+MODES = ("AccuracyOnly", "PerformanceOnly")
+PRECISIONS = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "bf16", "fp16")}
+HERE = Path(__file__).resolve().parent
+SUMMARY, ACCURACY_LOG = "mlperf_log_summary.txt", "mlperf_log_accuracy.json"
+# The headline of each scenario: (summary field, unit).
+HEADLINES = {
+    "Offline": ("Samples per second", "samples/s"),
+    "Server": ("Completed samples per second", "samples/s"),
+    "SingleStream": ("90.0th percentile latency (ns)", "ns"),
+    "MultiStream": ("99.0th percentile latency (ns)", "ns"),
+}
+# LoadGen's checks behind VALID (the first only in Server runs): results key -> summary field.
+CHECKS = {"latency_constraint_met": "Performance constraints satisfied",
+          "min_duration_met": "Min duration satisfied", "min_queries_met": "Min queries satisfied",
+          "early_stopping_met": "Early stopping satisfied"}
+
+
+# ----------------------------------------------------------------------------- build
+
+
+def build(ctx: Any) -> dict:
+    """Check the parameters, write user.conf, run the test in a child, read its logs."""
+    params = ctx.params
+    check_params(params)
+    _, labels = ctx.deps["preprocessed"].call("load_arrays")
+    settings, calibrate = conf_plan(params, len(labels))
+    write_user_conf(ctx.path / "user.conf", params, settings)
+    config = child_config(ctx, settings, calibrate, len(labels))
+    (ctx.path / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    run_child(ctx, params["loadgen_timeout_s"])
+    return collect_results(ctx.path, params, labels)
+
+
+def check_params(params: dict) -> None:
+    """Raise BuildError, with a suggestion where one fits, for a value the test can't use."""
+    check_choice("loadgen_scenario", params["loadgen_scenario"], SCENARIOS)
+    check_choice("loadgen_mode", params["loadgen_mode"], MODES)
+    device = str(params["device"]).split(":")[0]
+    check_choice("device", device, tuple(PRECISIONS))
+    check_precision(device, params["precision"])
+    for name in ("batch_size", "loadgen_multistreamness"):
+        check_number(name, params[name], integer=True)
+    check_number("loadgen_duration_s", params["loadgen_duration_s"])
+    check_number("server_max_wait_ms", params["server_max_wait_ms"], zero=True)
+    for name in ("loadgen_buffer_size", "loadgen_query_count", "num_threads"):
+        check_number(name, params[name], integer=True, null=True)
+    for name in ("loadgen_target_qps", "loadgen_target_latency", "loadgen_timeout_s"):
+        check_number(name, params[name], null=True)
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    """Raise BuildError unless value is one of choices."""
+    from axq.errors import BuildError, did_you_mean
+
+    if value not in choices:
+        hint = did_you_mean(str(value), choices) or "; use one of " + ", ".join(choices)
+        raise BuildError(f"{name}={value} is not known{hint}")
+
+
+def check_precision(device: str, precision: Any) -> None:
+    """Raise BuildError for a precision the device can't run (fp16 needs CUDA)."""
+    from axq.errors import BuildError
+
+    allowed = PRECISIONS[device]
+    if precision == "fp16" and device == "cpu":
+        raise BuildError("precision=fp16 needs device=cuda; on device=cpu use precision=bf16 or fp32")
+    check_choice("precision", precision, allowed)
+
+
+def check_number(name: str, value: Any, integer: bool = False, null: bool = False, zero: bool = False) -> None:
+    """Raise BuildError unless value is a positive number (or 0, or null, where allowed)."""
+    from axq.errors import BuildError
+
+    if value is None and null:
+        return
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < 0 or (value == 0 and not zero):
+        what = "an integer" if integer else "a number"
+        raise BuildError(f"{name}={value} must be {what} > 0" + (" (or null)" if null else ""))
+
+
+def conf_plan(params: dict, dataset_size: int) -> tuple[dict[str, float], list[str]]:
+    """Return the user.conf values the parameters fix, and the targets for the child to time."""
+    from axq.errors import BuildError
+
+    scenario, buffer = params["loadgen_scenario"], params["loadgen_buffer_size"]
+    if buffer is not None and buffer > dataset_size:
+        raise BuildError(f"loadgen_buffer_size={buffer} is more than the {dataset_size} samples of the data set")
+    settings: dict[str, float] = {"min_duration": round(params["loadgen_duration_s"] * 1000),
+                                  "performance_sample_count_override": buffer or dataset_size}
+    settings.update(query_counts(params))
+    if scenario == "MultiStream":
+        settings["samples_per_query"] = params["loadgen_multistreamness"]
+    targets = target_values(params)
+    settings.update({k: v for k, v in targets.items() if v is not None})
+    return settings, [k for k, v in targets.items() if v is None and needs_timing(params)]
+
+
+def query_counts(params: dict) -> dict[str, float]:
+    """Return min and max query counts: exactly loadgen_query_count when set, else 64 at least."""
+    count = params["loadgen_query_count"]
+    if count is not None:
+        return {"min_query_count": count, "max_query_count": count}
+    return {"min_query_count": 1 if params["loadgen_scenario"] == "Offline" else 64}
+
+
+def target_values(params: dict) -> dict[str, Any]:
+    """Return the scenario's user.conf targets from the parameters (None where left null)."""
+    qps, latency = params["loadgen_target_qps"], params["loadgen_target_latency"]
+    scenario = params["loadgen_scenario"]
+    if scenario == "Offline":
+        return {"target_qps": qps}
+    if scenario == "Server":
+        return {"target_qps": qps, "target_latency": None if latency is None else round(latency)}
+    return {"target_latency": latency}
+
+
+def needs_timing(params: dict) -> bool:
+    """Say whether null targets matter: always but in AccuracyOnly runs other than Server."""
+    return params["loadgen_mode"] == "PerformanceOnly" or params["loadgen_scenario"] == "Server"
+
+
+def write_user_conf(path: Path, params: dict, settings: dict[str, float]) -> None:
+    """Write user.conf for the model and scenario, and read it back to check every line."""
+    from axq.errors import BuildError
+
+    conf = user_conf_module()
+    model, scenario = params["model_name"], params["loadgen_scenario"]
+    try:
+        path.write_text(conf.render(model, scenario, settings), encoding="utf-8")
+        conf.check(path, model, scenario, settings)
+    except conf.UserConfError as error:
+        raise BuildError(str(error)) from None
+
+
+def user_conf_module() -> Any:
+    """Return userconf.py beside this file (loaded by path: recipe code is not a package)."""
+    from axq.entry import load_code
+
+    return load_code(str(HERE / "userconf.py"))
+
+
+def child_config(ctx: Any, settings: dict, calibrate: list[str], dataset_size: int) -> dict:
+    """Return what the child needs: the test's settings and how to load both dependencies."""
+    params = ctx.params
+    return {
+        "scenario": params["loadgen_scenario"], "mode": params["loadgen_mode"],
+        "model_name": params["model_name"], "user_conf": settings, "calibrate": calibrate,
+        "buffer_size": params["loadgen_buffer_size"] or dataset_size,
+        "batch_size": params["batch_size"], "multistreamness": params["loadgen_multistreamness"],
+        "server_max_wait_ms": params["server_max_wait_ms"], "num_threads": params["num_threads"],
+        "device": params["device"], "precision": params["precision"],
+        "preprocessed": dep_spec(ctx.deps["preprocessed"]), "model": dep_spec(ctx.deps["model"]),
+    }
+
+
+def dep_spec(entry: Any) -> dict:
+    """Return a dependency entry as the child loads it: path, params, results, code path."""
+    return {"path": str(entry.path), "params": dict(entry.params),
+            "results": dict(getattr(entry, "results", {}) or {}), "code": str(entry.code().__file__)}
+
+
+# ----------------------------------------------------------------------------- child
+
+
+def run_child(ctx: Any, timeout_s: float | None) -> None:
+    """Run harness.py in the entry directory, its output into the log; raise if it fails."""
+    command = [sys.executable, str(HERE / "harness.py"), "config.json"]
+    process = subprocess.Popen(command, cwd=ctx.path, env=child_env(), text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
+    timer = threading.Timer(timeout_s, process.kill) if timeout_s else None
+    if timer:
+        timer.start()
+    tail = stream_output(ctx, process)
+    if timer:
+        timer.cancel()
+    if process.returncode != 0:
+        raise child_error(ctx.path, process.returncode, tail, timeout_s)
+
+
+def child_env() -> dict[str, str]:
+    """Return the environment with axq and this recipe importable in the child."""
+    import os
+
+    import axq
+
+    paths = [str(HERE), str(Path(axq.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+
+
+def stream_output(ctx: Any, process: subprocess.Popen) -> list[str]:
+    """Copy the child's lines into the build log until it ends; return the last 20."""
+    tail: list[str] = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        ctx.log(line.rstrip())
+        tail = [*tail[-19:], line.rstrip()]
+    process.wait()
+    return tail
+
+
+def child_error(path: Path, code: int, tail: list[str], timeout_s: float | None) -> Exception:
+    """Return the BuildError for a failed child: its reported reason, else its last lines."""
+    from axq.errors import BuildError
+
+    report = path / "error.json"
+    if report.is_file():
+        reason = json.loads(report.read_text(encoding="utf-8"))["reason"]
+        return BuildError(f"LoadGen test failed: {reason}")
+    if code < 0 and timeout_s:
+        return BuildError(f"LoadGen test killed after loadgen_timeout_s={timeout_s}")
+    last = next((line for line in reversed(tail) if line.strip()), "no output")
+    return BuildError(f"LoadGen test process exited with status {code}: {last}")
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def collect_results(path: Path, params: dict, labels: Any) -> dict:
+    """Return the results of a finished test: summary, validity, headline, accuracy."""
+    summary = parse_summary((path / SUMMARY).read_text(encoding="utf-8"))
+    scenario, mode = params["loadgen_scenario"], params["loadgen_mode"]
+    calibrated = json.loads((path / "calibration.json").read_text(encoding="utf-8"))
+    results = {"scenario": scenario, "mode": mode, "summary": summary, "calibrated": calibrated}
+    results.update(validity(summary, mode))
+    if mode == "AccuracyOnly":
+        results.update(score(path / ACCURACY_LOG, labels))
+    else:
+        results.update(headline(summary, scenario))
+    return results
+
+
+def parse_summary(text: str) -> dict[str, Any]:
+    """Return the `key : value` fields of mlperf_log_summary.txt, numbers as numbers."""
+    fields: dict[str, Any] = {}
+    for line in text.splitlines():
+        key, colon, value = line.partition(":")
+        if colon and key.strip() and not key.strip().startswith("*"):
+            fields.setdefault(key.strip(), to_number(value.strip()))
+    fields["invalid_reasons"] = invalid_lines(text)
+    return fields
+
+
+def to_number(text: str) -> Any:
+    """Return text as an int or float when it is one, else the text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def invalid_lines(text: str) -> list[str]:
+    """Return LoadGen's reasons for an INVALID result: unmet checks and recommendations."""
+    lines = [f"{line.strip()}" for line in text.splitlines()
+             if any(check in line for check in CHECKS.values()) and line.rstrip().endswith("NO")]
+    if "Recommendations:" in text:
+        block = text.split("Recommendations:", 1)[1].split("=====", 1)[0]
+        lines += [line.strip(" *") for line in block.splitlines() if line.strip().startswith("*")]
+    return lines
+
+
+def validity(summary: dict, mode: str) -> dict:
+    """Return result_valid, valid and (when invalid) LoadGen's reason lines."""
+    status = summary.get("Result is")
+    valid = status == "VALID" or (status is None and mode == "AccuracyOnly")
+    found = {"result_valid": valid, "valid": valid}
+    if not valid:
+        reasons = summary["invalid_reasons"] or [f"LoadGen reports the result as {status}"]
+        found["invalid_reason"] = "LoadGen: INVALID result: " + "; ".join(reasons)
+    return found
+
+
+def headline(summary: dict, scenario: str) -> dict:
+    """Return the scenario's headline metric, its unit, and which of LoadGen's checks held."""
+    metric, unit = HEADLINES[scenario]
+    found = {"metric": metric, "performance": summary.get(metric), "unit": unit}
+    found.update({key: summary[field] == "Yes" for key, field in CHECKS.items() if field in summary})
+    return found
+
+
+def score(log: Path, labels: Any) -> dict:
+    """Return accuracy, good and total from the accuracy log's int64 predicted classes."""
+    records = json.loads(log.read_text(encoding="utf-8"))
+    predicted = {r["qsl_idx"]: int.from_bytes(bytes.fromhex(r["data"]), "little", signed=True)
+                 for r in records}
+    good = sum(1 for index, label in predicted.items() if int(labels[index]) == label)
+    total = len(predicted)
+    return {"accuracy": round(100.0 * good / total, 6) if total else 0.0, "good": good, "total": total}
+
+
+# ----------------------------------------------------------------------------- getters
+
+
+def accuracy(entry: Any) -> float:
+    """Return top-1 accuracy in percent."""
+    return float(accuracy_results(entry)["accuracy"])
+
+
+def accuracy_report(entry: Any) -> str:
+    """Return `accuracy=98.222%, good=442, total=450`."""
+    found = accuracy_results(entry)
+    return f"accuracy={found['accuracy']:.3f}%, good={found['good']}, total={found['total']}"
+
+
+def performance(entry: Any) -> float:
+    """Return the headline: samples/s (Offline, Server) or percentile latency in ns."""
+    return performance_results(entry)["performance"]
+
+
+def performance_report(entry: Any) -> str:
+    """Return validity, headline with unit, target and LoadGen's three checks on one line."""
+    found = performance_results(entry)
+    checks = ", ".join(f"{key}={'yes' if found[key] else 'NO'}" for key in CHECKS if key in found)
+    return (f"{'VALID' if found['result_valid'] else 'INVALID'}, {found['scenario']}: "
+            f"{found['metric']} = {found['performance']} {found['unit']}, "
+            f"target {target_text(found)}, {checks}")
+
+
+def target_text(found: dict) -> str:
+    """Return the test's target as LoadGen's summary states it."""
+    summary = found.get("summary", {})
+    for key, unit in (("target_qps", "QPS"), ("target_latency (ns)", "ns")):
+        if key in summary:
+            return f"{summary[key]} {unit}"
+    return "unknown"
+
+
+def result_valid(entry: Any) -> bool:
+    """Return whether LoadGen judged the result VALID."""
+    return bool(entry.results.get("result_valid"))
+
+
+def summary(entry: Any) -> dict:
+    """Return every parsed field of mlperf_log_summary.txt."""
+    return dict(entry.results.get("summary", {}))
+
+
+def accuracy_results(entry: Any) -> dict:
+    """Return the results of an AccuracyOnly run, or raise GetterError for another mode."""
+    from axq.errors import GetterError
+
+    if "accuracy" not in entry.results:
+        raise GetterError("no accuracy in a loadgen_mode=PerformanceOnly run; query with loadgen_mode=AccuracyOnly")
+    return entry.results
+
+
+def performance_results(entry: Any) -> dict:
+    """Return the results of a PerformanceOnly run, or raise GetterError for another mode."""
+    from axq.errors import GetterError
+
+    if "performance" not in entry.results:
+        raise GetterError("no performance figure in a loadgen_mode=AccuracyOnly run (LoadGen does not "
+                          "time accuracy runs); query with loadgen_mode=PerformanceOnly")
+    return entry.results

@@ -1,0 +1,313 @@
+"""Run one MLPerf LoadGen test in this process: `python harness.py config.json`.
+
+The recipe's build starts this script in a fresh process per test, in the output entry's
+directory, because LoadGen loads its embedded mlperf.conf only on the first
+`TestSettings.FromConfig` call of a process. The steps: load the data set and the model
+from the dependency entries (their recipe code imported by path), warm the model up and
+time it, turn the timings into the user.conf values the user left null, run the test,
+and leave LoadGen's logs in the current directory.
+
+The system under test: the QSL holds the loaded samples as one tensor on the device; a
+worker thread takes chunks of samples off a queue that LoadGen's issuing thread fills,
+runs them in batches of up to batch_size (for Server, waiting at most server_max_wait_ms
+to fill one), and completes each batch with one QuerySamplesComplete call. A model that
+raises ends the process at once with its reason in error.json, so LoadGen never hangs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import Future
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import mlperf_loadgen as lg
+import numpy as np
+import torch
+import userconf
+
+ERROR_FILE = "error.json"
+SERVER_QPS_CAP = 10_000  # queries/s a Python SUT issues one by one without falling behind
+SCENARIOS = {"SingleStream": lg.TestScenario.SingleStream, "MultiStream": lg.TestScenario.MultiStream,
+             "Server": lg.TestScenario.Server, "Offline": lg.TestScenario.Offline}
+MODES = {"AccuracyOnly": lg.TestMode.AccuracyOnly, "PerformanceOnly": lg.TestMode.PerformanceOnly}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class UserFacingError(Exception):
+    """A failure the user can fix; reported as one line, like axq's BuildError."""
+
+
+class DepEntry:
+    """A dependency entry as its recipe code sees it: path, params and call()."""
+
+    def __init__(self, spec: dict) -> None:
+        self.path, self.params = Path(spec["path"]), spec["params"]
+        self.results, self.name = spec.get("results", {}), Path(spec["path"]).name
+        self.module = load_module(spec["code"])
+
+    def call(self, function: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a function of the entry's recipe code with the entry first."""
+        return getattr(self.module, function)(self, *args, **kwargs)
+
+
+def load_module(path: str) -> ModuleType:
+    """Import a recipe's code.py by path."""
+    module = ModuleType(f"dep_{Path(path).parent.name}", path)
+    module.__file__ = path
+    sys.modules[module.__name__] = module
+    exec(compile(Path(path).read_text(encoding="utf-8"), path, "exec"), module.__dict__)
+    return module
+
+
+# ----------------------------------------------------------------------------- model
+
+
+class Runner:
+    """Run batches of loaded samples through the model; return predicted classes."""
+
+    def __init__(self, model: Any, images: Any, device: str, dtype: Any) -> None:
+        self.model, self.images, self.device, self.dtype = model, images, device, dtype
+        self.data = torch.empty(0)
+        self.rows = np.full(len(images), -1, dtype=np.int64)
+
+    def load(self, indices: list[int]) -> None:
+        """Hold these samples on the device, ready to batch (LoadGen's load callback)."""
+        order = np.asarray(sorted(set(indices)), dtype=np.int64)
+        self.rows[:] = -1
+        self.rows[order] = np.arange(len(order))
+        array = np.ascontiguousarray(self.images[order])
+        self.data = torch.from_numpy(array).to(self.device, self.dtype)
+
+    def unload(self, indices: list[int]) -> None:
+        """Drop the loaded samples (LoadGen's unload callback)."""
+        self.data = torch.empty(0)
+
+    def predict(self, indices: list[int]) -> np.ndarray:
+        """Return the int64 predicted class of each loaded sample index."""
+        rows = torch.from_numpy(self.rows[indices]).to(self.device)
+        with torch.inference_mode():
+            logits = self.model(self.data.index_select(0, rows))
+        return logits.argmax(1).to("cpu", torch.int64).numpy()
+
+
+def warm_up(worker: Worker, size: int, batches: int = 2) -> list:
+    """Run a few batches of size (responses made, none sent); return the samples used."""
+    count = len(worker.runner.images)
+    samples = [SimpleNamespace(id=i, index=i % count) for i in range(size)]
+    worker.runner.load([sample.index for sample in samples])
+    for _ in range(batches):
+        worker.respond(samples)
+    return samples
+
+
+def time_batches(worker: Worker, size: int, seconds: float) -> float:
+    """Return the median seconds of a batch of size, responses included, after a warm-up."""
+    samples = warm_up(worker, size, 1)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < 3 or time.perf_counter() - start < seconds:
+        began = time.perf_counter()
+        worker.respond(samples)
+        times.append(time.perf_counter() - began)
+    return float(np.median(times))
+
+
+# ----------------------------------------------------------------------------- SUT
+
+
+class Worker:
+    """Take chunks of query samples off a queue, run them in batches, complete them."""
+
+    def __init__(self, runner: Runner, batch_size: int, max_wait_s: float | None) -> None:
+        self.runner, self.batch_size, self.max_wait_s = runner, batch_size, max_wait_s
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self.loop, name="sut-worker", daemon=True)
+        self.thread.start()
+
+    def issue(self, samples: list) -> None:
+        """Queue LoadGen's samples in chunks of up to batch_size (LoadGen's issue callback)."""
+        for start in range(0, len(samples), self.batch_size):
+            self.queue.put(samples[start:start + self.batch_size])
+
+    def flush(self) -> None:
+        """Nothing to flush: every queued chunk runs as soon as the worker can take it."""
+
+    def stop(self) -> None:
+        """End the worker thread after what is queued."""
+        self.queue.put(None)
+        self.thread.join()
+
+    def run_here(self, function: Any, *args: Any) -> Any:
+        """Call function on the worker thread and return its result (timings match the test)."""
+        future: Future = Future()
+        self.queue.put((future, function, args))
+        return future.result()
+
+    def loop(self) -> None:
+        """Run batches until stopped; on any error, report it and end the process."""
+        try:
+            while (batch := self.next_batch()) is not None:
+                self.complete(batch)
+        except BaseException as error:
+            fail(error)
+
+    def next_batch(self) -> list | None:
+        """Return the next batch: one chunk, topped up to batch_size when waiting is allowed."""
+        batch = self.queue.get()
+        while isinstance(batch, tuple):
+            future, function, args = batch
+            future.set_result(function(*args))
+            batch = self.queue.get()
+        if batch is None or self.max_wait_s is None:
+            return batch
+        deadline = time.perf_counter() + self.max_wait_s
+        while len(batch) < self.batch_size and (left := deadline - time.perf_counter()) > 0:
+            try:
+                more = self.queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if more is None:
+                self.queue.put(None)
+                break
+            batch = batch + more
+        return batch
+
+    def respond(self, batch: list) -> tuple[np.ndarray, list]:
+        """Predict a batch; return the int64 classes and LoadGen responses pointing at them."""
+        predictions = self.runner.predict([sample.index for sample in batch])
+        address, size = predictions.ctypes.data, predictions.itemsize
+        return predictions, [lg.QuerySampleResponse(sample.id, address + i * size, size)
+                             for i, sample in enumerate(batch)]
+
+    def complete(self, batch: list) -> None:
+        """Answer a batch with one QuerySamplesComplete call (predictions kept alive till then)."""
+        predictions, responses = self.respond(batch)
+        lg.QuerySamplesComplete(responses)
+        del predictions
+
+
+def fail(error: BaseException) -> None:
+    """Write the error for the parent build and end the process now, test or no test."""
+    traceback.print_exception(error)
+    reason = str(error) if isinstance(error, UserFacingError) or type(error).__name__ == "BuildError" \
+        else f"{type(error).__name__}: {error}"
+    Path(ERROR_FILE).write_text(json.dumps({"reason": reason}), encoding="utf-8")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(3)
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+def calibrate(config: dict, worker: Worker) -> dict[str, float]:
+    """Warm the model up; return user.conf values for the targets left null, from timings."""
+    scenario, batch = config["scenario"], config["batch_size"]
+    warm_up(worker, batch)
+    if not config["calibrate"]:
+        return {}
+    if scenario == "SingleStream":
+        return {"target_latency": round(0.5e3 * time_batches(worker, 1, 0.2), 6)}
+    if scenario == "MultiStream":
+        return {"target_latency": round(0.5e3 * time_batches(worker, config["multistreamness"], 0.2), 6)}
+    seconds = time_batches(worker, batch, 0.3)
+    if scenario == "Offline":
+        return {"target_qps": round(1.2 * batch / seconds, 3)}
+    return server_targets(config, batch / seconds, seconds, time_batches(worker, 1, 0.1))
+
+
+def server_targets(config: dict, throughput: float, batch_s: float, single_s: float) -> dict[str, float]:
+    """Return the Server targets left null: a QPS well within reach, a loose latency bound.
+
+    The QPS is the least of half the batched throughput, twice the one-sample rate (a tiny
+    model is bound by the cost of each query, not of each batch) and SERVER_QPS_CAP.
+    """
+    targets: dict[str, float] = {}
+    if "target_qps" in config["calibrate"]:
+        targets["target_qps"] = round(min(0.5 * throughput, 2 / single_s, SERVER_QPS_CAP), 3)
+    if "target_latency" in config["calibrate"]:
+        wait_ms = config["server_max_wait_ms"]
+        targets["target_latency"] = max(10, int(8 * batch_s * 1e3 + 2 * wait_ms) + 1)
+    return targets
+
+
+def make_settings(config: dict) -> Any:
+    """Return LoadGen's TestSettings: embedded mlperf.conf, then user.conf, then the mode."""
+    settings = lg.TestSettings()
+    status = settings.FromConfig("user.conf", config["model_name"], config["scenario"])
+    if status != 0:
+        raise UserFacingError(f"LoadGen rejected user.conf (status {status}); see the log")
+    settings.scenario = SCENARIOS[config["scenario"]]
+    settings.mode = MODES[config["mode"]]
+    return settings
+
+
+def log_settings() -> Any:
+    """Return LoadGen log settings: logs in the current directory, none to stdout."""
+    log = lg.LogSettings()
+    log.log_output.outdir = os.getcwd()
+    log.log_output.copy_summary_to_stdout = True
+    log.enable_trace = False
+    return log
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def load_runner(config: dict) -> Runner:
+    """Set torch up, then load the data set and the model from their entries."""
+    if config["num_threads"] is not None:
+        torch.set_num_threads(config["num_threads"])
+    if config["device"].startswith("cuda") and not torch.cuda.is_available():
+        raise UserFacingError("device=cuda but torch sees no CUDA device here; use device=cpu")
+    images, _ = DepEntry(config["preprocessed"]).call("load_arrays")
+    model = DepEntry(config["model"]).call("load_model", config["device"])
+    dtype = DTYPES[config["precision"]]
+    return Runner(model.to(dtype), images, config["device"], dtype)
+
+
+def run(config: dict) -> None:
+    """Load, calibrate, finish user.conf, run the LoadGen test."""
+    runner = load_runner(config)
+    wait = config["server_max_wait_ms"] / 1e3 if config["scenario"] == "Server" else None
+    worker = Worker(runner, config["batch_size"], wait)
+    settings = finish_settings(config, worker.run_here(calibrate, config, worker))
+    sut = lg.ConstructSUT(worker.issue, worker.flush)
+    qsl = lg.ConstructQSL(len(runner.images), config["buffer_size"], runner.load, runner.unload)
+    try:
+        lg.StartTestWithLogSettings(sut, qsl, settings, log_settings())
+    finally:
+        worker.stop()
+        lg.DestroyQSL(qsl)
+        lg.DestroySUT(sut)
+
+
+def finish_settings(config: dict, calibrated: dict[str, float]) -> Any:
+    """Add the calibrated targets to user.conf, check the file, return LoadGen's settings."""
+    conf, model, scenario = Path("user.conf"), config["model_name"], config["scenario"]
+    userconf.append(conf, model, scenario, calibrated)
+    userconf.check(conf, model, scenario, {**config["user_conf"], **calibrated})
+    Path("calibration.json").write_text(json.dumps(calibrated), encoding="utf-8")
+    print(f"harness: calibrated {json.dumps(calibrated)}", flush=True)
+    return make_settings(config)
+
+
+def main() -> None:
+    """Read the config named on the command line and run its test, reporting any failure."""
+    config = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    try:
+        run(config)
+    except BaseException as error:
+        fail(error)
+
+
+if __name__ == "__main__":
+    main()
