@@ -164,7 +164,7 @@ def test_query_count_and_buffer_size_reach_loadgen(code: Any, dep_dirs: Any, tmp
 
 def test_too_low_target_gives_invalid_result_with_reason(code: Any, dep_dirs: Any, tmp_path: Path) -> None:
     results = run_build(code, dep_dirs, tmp_path / "out", loadgen_mode="PerformanceOnly",
-                        loadgen_target_qps=20)
+                        loadgen_target_qps=20, loadgen_query_count=1)
     assert results["valid"] is False and results["result_valid"] is False
     assert "Min duration satisfied : NO" in results["invalid_reason"]
     assert "Result is : INVALID" in (tmp_path / "out" / "mlperf_log_summary.txt").read_text()
@@ -254,3 +254,12 @@ def test_performance_getters(code: Any) -> None:
         "min_duration_met=yes, min_queries_met=yes, early_stopping_met=NO")
     with pytest.raises(GetterError, match="loadgen_mode=AccuracyOnly"):
         code.accuracy_report(entry)
+
+
+def test_short_offline_run_gets_a_sample_floor_and_stays_valid(code: Any, dep_dirs: Any, tmp_path: Path) -> None:
+    results = run_build(code, dep_dirs, tmp_path / "out", loadgen_mode="PerformanceOnly",
+                        loadgen_target_qps=20)
+    floor = results["calibrated"]["min_query_count"]
+    assert results["valid"] is True and results["min_duration_met"] is True
+    assert floor > 22  # more than LoadGen's 1.1 x 1 s x 20 QPS would issue
+    assert results["summary"]["samples_per_query"] == floor  # LoadGen: max(floor, 1.1 x 1 s x 20)

@@ -116,15 +116,40 @@ def conf_plan(params: dict, dataset_size: int) -> tuple[dict[str, float], list[s
         settings["samples_per_query"] = params["loadgen_multistreamness"]
     targets = target_values(params)
     settings.update({k: v for k, v in targets.items() if v is not None})
-    return settings, [k for k, v in targets.items() if v is None and needs_timing(params)]
+    calibrate = [k for k, v in targets.items() if v is None and needs_timing(params)]
+    if query_floor(params):
+        calibrate.append("min_query_count")
+    return settings, calibrate
+
+
+# Early stopping needs at least this many queries at the 90th and 99th percentile (the
+# minimums mlperf.conf itself sets for SingleStream/Server are far larger: a full run).
+MIN_QUERIES = {"SingleStream": 64, "MultiStream": 662, "Server": 64, "Offline": 1}
 
 
 def query_counts(params: dict) -> dict[str, float]:
-    """Return min and max query counts: exactly loadgen_query_count when set, else 64 at least."""
+    """Return min and max query counts: exactly loadgen_query_count when set, else enough for early stopping."""
     count = params["loadgen_query_count"]
     if count is not None:
         return {"min_query_count": count, "max_query_count": count}
-    return {"min_query_count": 1 if params["loadgen_scenario"] == "Offline" else 64}
+    if query_floor(params):
+        return {}  # the child times the model and sets it (see harness.calibrate)
+    return {"min_query_count": MIN_QUERIES[params["loadgen_scenario"]]}
+
+
+def query_floor(params: dict) -> bool:
+    """Say whether a short run with a user-given target needs a query floor to last min_duration.
+
+    LoadGen sizes a run from the target: Offline issues max(min_query_count, 1.1 x duration
+    x target_qps) samples, the stream scenarios pace queries by target_latency. A target
+    easier than the real system ends the run before min_duration (INVALID). So a short
+    performance run with a given target and no loadgen_query_count gets a floor timed from
+    the model (Server needs none: queries arrive at the target rate for min_duration).
+    """
+    scenario, mode = params["loadgen_scenario"], params["loadgen_mode"]
+    target = params["loadgen_target_qps"] if scenario == "Offline" else params["loadgen_target_latency"]
+    return (scenario != "Server" and mode == "PerformanceOnly" and params["loadgen_query_count"] is None
+            and target is not None)
 
 
 def target_values(params: dict) -> dict[str, Any]:
@@ -172,6 +197,7 @@ def child_config(ctx: Any, settings: dict, calibrate: list[str], dataset_size: i
         "buffer_size": params["loadgen_buffer_size"] or dataset_size,
         "batch_size": params["batch_size"], "multistreamness": params["loadgen_multistreamness"],
         "server_max_wait_ms": params["server_max_wait_ms"], "num_threads": params["num_threads"],
+        "min_queries": MIN_QUERIES[params["loadgen_scenario"]],
         "device": params["device"], "precision": params["precision"],
         "preprocessed": dep_spec(ctx.deps["preprocessed"]), "model": dep_spec(ctx.deps["model"]),
     }

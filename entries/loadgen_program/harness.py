@@ -17,6 +17,7 @@ raises ends the process at once with its reason in error.json, so LoadGen never 
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import sys
@@ -214,14 +215,38 @@ def calibrate(config: dict, worker: Worker) -> dict[str, float]:
     warm_up(worker, batch)
     if not config["calibrate"]:
         return {}
-    if scenario == "SingleStream":
-        return {"target_latency": round(0.5e3 * time_batches(worker, 1, 0.2), 6)}
-    if scenario == "MultiStream":
-        return {"target_latency": round(0.5e3 * time_batches(worker, config["multistreamness"], 0.2), 6)}
+    if scenario in ("SingleStream", "MultiStream"):
+        return stream_targets(config, time_batches(worker, query_size(config), 0.2))
     seconds = time_batches(worker, batch, 0.3)
     if scenario == "Offline":
-        return {"target_qps": round(1.2 * batch / seconds, 3)}
+        return offline_targets(config, batch / seconds)
     return server_targets(config, batch / seconds, seconds, time_batches(worker, 1, 0.1))
+
+
+def query_size(config: dict) -> int:
+    """Return the samples in one query of a stream scenario."""
+    return config["multistreamness"] if config["scenario"] == "MultiStream" else 1
+
+
+def stream_targets(config: dict, query_s: float) -> dict[str, float]:
+    """Return the stream scenario's latency target and/or query floor from one query's time."""
+    targets: dict[str, float] = {}
+    if "target_latency" in config["calibrate"]:
+        targets["target_latency"] = round(0.5e3 * query_s, 6)
+    if "min_query_count" in config["calibrate"]:
+        enough = math.ceil(1.2 * config["user_conf"]["min_duration"] / 1000 / query_s)
+        targets["min_query_count"] = max(config["min_queries"], enough)
+    return targets
+
+
+def offline_targets(config: dict, throughput: float) -> dict[str, float]:
+    """Return the Offline target QPS and/or sample floor, 20% above the timed throughput."""
+    targets: dict[str, float] = {}
+    if "target_qps" in config["calibrate"]:
+        targets["target_qps"] = round(1.2 * throughput, 3)
+    if "min_query_count" in config["calibrate"]:
+        targets["min_query_count"] = math.ceil(1.2 * throughput * config["user_conf"]["min_duration"] / 1000)
+    return targets
 
 
 def server_targets(config: dict, throughput: float, batch_s: float, single_s: float) -> dict[str, float]:
