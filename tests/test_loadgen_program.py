@@ -263,3 +263,12 @@ def test_short_offline_run_gets_a_sample_floor_and_stays_valid(code: Any, dep_di
     assert results["valid"] is True and results["min_duration_met"] is True
     assert floor > 22  # more than LoadGen's 1.1 x 1 s x 20 QPS would issue
     assert results["summary"]["samples_per_query"] == floor  # LoadGen: max(floor, 1.1 x 1 s x 20)
+
+
+def test_harness_baseline_times_the_bare_model_in_the_test_process(code: Any, dep_dirs: Any, tmp_path: Path) -> None:
+    results = run_build(code, dep_dirs, tmp_path / "out", loadgen_mode="PerformanceOnly", harness_baseline_s=0.2)
+    sut = results["sut"]
+    assert len(sut["bare_runs_samples_per_s"]) == 3 and min(sut["bare_runs_samples_per_s"]) > 0
+    assert sut["harness_efficiency"] == round(results["performance"] / sut["bare_samples_per_s"], 4)
+    assert 0 < sut["sut_busy_s"] <= sut["test_wall_s"]
+    assert sut["samples"] >= results["summary"]["samples_per_query"]

@@ -65,6 +65,7 @@ def check_params(params: dict) -> None:
         check_number(name, params[name], integer=True)
     check_number("loadgen_duration_s", params["loadgen_duration_s"])
     check_number("server_max_wait_ms", params["server_max_wait_ms"], zero=True)
+    check_number("harness_baseline_s", params["harness_baseline_s"], zero=True)
     for name in ("loadgen_buffer_size", "loadgen_query_count", "num_threads"):
         check_number(name, params[name], integer=True, null=True)
     for name in ("loadgen_target_qps", "loadgen_target_latency", "loadgen_timeout_s"):
@@ -197,7 +198,7 @@ def child_config(ctx: Any, settings: dict, calibrate: list[str], dataset_size: i
         "buffer_size": params["loadgen_buffer_size"] or dataset_size,
         "batch_size": params["batch_size"], "multistreamness": params["loadgen_multistreamness"],
         "server_max_wait_ms": params["server_max_wait_ms"], "num_threads": params["num_threads"],
-        "min_queries": MIN_QUERIES[params["loadgen_scenario"]],
+        "min_queries": MIN_QUERIES[params["loadgen_scenario"]], "baseline_s": params["harness_baseline_s"],
         "device": params["device"], "precision": params["precision"],
         "preprocessed": dep_spec(ctx.deps["preprocessed"]), "model": dep_spec(ctx.deps["model"]),
     }
@@ -270,12 +271,16 @@ def collect_results(path: Path, params: dict, labels: Any) -> dict:
     summary = parse_summary((path / SUMMARY).read_text(encoding="utf-8"))
     scenario, mode = params["loadgen_scenario"], params["loadgen_mode"]
     calibrated = json.loads((path / "calibration.json").read_text(encoding="utf-8"))
-    results = {"scenario": scenario, "mode": mode, "summary": summary, "calibrated": calibrated}
+    sut = json.loads((path / "sut_stats.json").read_text(encoding="utf-8"))
+    sut["sut_busy_fraction"] = round(sut["sut_busy_s"] / sut["test_wall_s"], 4) if sut["test_wall_s"] else None
+    results = {"scenario": scenario, "mode": mode, "summary": summary, "calibrated": calibrated, "sut": sut}
     results.update(validity(summary, mode))
     if mode == "AccuracyOnly":
         results.update(score(path / ACCURACY_LOG, labels))
     else:
         results.update(headline(summary, scenario))
+        if "bare_samples_per_s" in sut and scenario in ("Offline", "Server"):
+            sut["harness_efficiency"] = round(results["performance"] / sut["bare_samples_per_s"], 4)
     return results
 
 

@@ -35,6 +35,10 @@ import torch
 import userconf
 
 ERROR_FILE = "error.json"
+# Timed targets and query floors aim this far above the measured speed: a fresh process
+# runs up to ~1.5x faster after its first seconds (seen here), and a run that outpaces its
+# target ends before min_duration (INVALID). Too high only lengthens a short run.
+MARGIN = 2.0
 SERVER_QPS_CAP = 10_000  # queries/s a Python SUT issues one by one without falling behind
 SCENARIOS = {"SingleStream": lg.TestScenario.SingleStream, "MultiStream": lg.TestScenario.MultiStream,
              "Server": lg.TestScenario.Server, "Offline": lg.TestScenario.Offline}
@@ -57,6 +61,9 @@ class DepEntry:
     def call(self, function: str, *args: Any, **kwargs: Any) -> Any:
         """Call a function of the entry's recipe code with the entry first."""
         return getattr(self.module, function)(self, *args, **kwargs)
+
+
+SUT_STATS_FILE = "sut_stats.json"
 
 
 def load_module(path: str) -> ModuleType:
@@ -129,6 +136,8 @@ class Worker:
 
     def __init__(self, runner: Runner, batch_size: int, max_wait_s: float | None) -> None:
         self.runner, self.batch_size, self.max_wait_s = runner, batch_size, max_wait_s
+        self.busy_s, self.batches, self.samples = 0.0, 0, 0
+        self.buffer_size = len(runner.images)
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.thread = threading.Thread(target=self.loop, name="sut-worker", daemon=True)
         self.thread.start()
@@ -190,9 +199,12 @@ class Worker:
 
     def complete(self, batch: list) -> None:
         """Answer a batch with one QuerySamplesComplete call (predictions kept alive till then)."""
+        began = time.perf_counter()
         predictions, responses = self.respond(batch)
         lg.QuerySamplesComplete(responses)
         del predictions
+        self.busy_s += time.perf_counter() - began
+        self.batches, self.samples = self.batches + 1, self.samples + len(batch)
 
 
 def fail(error: BaseException) -> None:
@@ -234,18 +246,18 @@ def stream_targets(config: dict, query_s: float) -> dict[str, float]:
     if "target_latency" in config["calibrate"]:
         targets["target_latency"] = round(0.5e3 * query_s, 6)
     if "min_query_count" in config["calibrate"]:
-        enough = math.ceil(1.2 * config["user_conf"]["min_duration"] / 1000 / query_s)
+        enough = math.ceil(MARGIN * config["user_conf"]["min_duration"] / 1000 / query_s)
         targets["min_query_count"] = max(config["min_queries"], enough)
     return targets
 
 
 def offline_targets(config: dict, throughput: float) -> dict[str, float]:
-    """Return the Offline target QPS and/or sample floor, 20% above the timed throughput."""
+    """Return the Offline target QPS and/or sample floor, MARGIN above the timed throughput."""
     targets: dict[str, float] = {}
     if "target_qps" in config["calibrate"]:
-        targets["target_qps"] = round(1.2 * throughput, 3)
+        targets["target_qps"] = round(MARGIN * throughput, 3)
     if "min_query_count" in config["calibrate"]:
-        targets["min_query_count"] = math.ceil(1.2 * throughput * config["user_conf"]["min_duration"] / 1000)
+        targets["min_query_count"] = math.ceil(MARGIN * throughput * config["user_conf"]["min_duration"] / 1000)
     return targets
 
 
@@ -304,15 +316,63 @@ def run(config: dict) -> None:
     runner = load_runner(config)
     wait = config["server_max_wait_ms"] / 1e3 if config["scenario"] == "Server" else None
     worker = Worker(runner, config["batch_size"], wait)
+    worker.buffer_size = config["buffer_size"]
     settings = finish_settings(config, worker.run_here(calibrate, config, worker))
     sut = lg.ConstructSUT(worker.issue, worker.flush)
     qsl = lg.ConstructQSL(len(runner.images), config["buffer_size"], runner.load, runner.unload)
+    warm = baseline(config, worker)  # discarded: a fresh process runs slower for seconds
+    bare = baseline(config, worker)
+    began = time.perf_counter()
     try:
         lg.StartTestWithLogSettings(sut, qsl, settings, log_settings())
+        test_s = time.perf_counter() - began
+        bare += baseline(config, worker)
     finally:
         worker.stop()
         lg.DestroyQSL(qsl)
         lg.DestroySUT(sut)
+    write_sut_stats(worker, test_s, bare, warm)
+
+
+def baseline(config: dict, worker: Worker) -> list[float]:
+    """Time the same batches in a bare loop on the worker thread (no LoadGen): samples/s.
+
+    When harness_baseline_s > 0: once to warm up (discarded: a fresh process runs slower
+    for its first seconds), then right before and right after the test, whose mean is the
+    baseline (a drift during the test cancels out). So the harness's rate is compared with
+    the bare model's in the same process (two processes running the same loop differ by
+    tens of percent on a shared machine).
+    """
+    seconds = config.get("baseline_s") or 0
+    if not seconds:
+        return []
+    return [worker.run_here(bare_rate, worker, config["batch_size"], seconds)]
+
+
+def bare_rate(worker: Worker, batch: int, seconds: float) -> float:
+    """Return samples/s of predict() on shuffled batches of the data set, nothing else."""
+    runner = worker.runner
+    count = min(len(runner.images), worker.buffer_size)
+    runner.load(list(range(count)))
+    order = np.random.default_rng(0).permutation(count).tolist()
+    batches = [order[i:i + batch] for i in range(0, count - batch + 1, batch)] or [order]
+    done, began = 0, time.perf_counter()
+    while time.perf_counter() - began < seconds:
+        chosen = batches[(done // batch) % len(batches)]
+        runner.predict(chosen)
+        done += len(chosen)
+    return done / (time.perf_counter() - began)
+
+
+def write_sut_stats(worker: Worker, test_s: float, bare: list[float], warm: list[float]) -> None:
+    """Record how busy the SUT was during the test and, if timed, the bare model's rate."""
+    stats = {"test_wall_s": round(test_s, 4), "sut_busy_s": round(worker.busy_s, 4),
+             "batches": worker.batches, "samples": worker.samples,
+             "mean_batch": round(worker.samples / max(worker.batches, 1), 2)}
+    if bare:
+        stats["bare_samples_per_s"] = round(sum(bare) / len(bare), 2)
+        stats["bare_runs_samples_per_s"] = [round(b, 2) for b in [*warm, *bare]]
+    Path(SUT_STATS_FILE).write_text(json.dumps(stats), encoding="utf-8")
 
 
 def finish_settings(config: dict, calibrated: dict[str, float]) -> Any:
