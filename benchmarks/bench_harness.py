@@ -170,7 +170,8 @@ def report(args: Any, runs: list[dict], instant: dict, cross: float) -> None:
         sut = run["sut"]
         print(f"  bare {sut['bare_samples_per_s']:8.1f}/s | harness {run['performance']:8.1f}/s "
               f"({'VALID' if run['valid'] else 'INVALID'}) | ratio {sut['harness_efficiency']:.3f} "
-              f"| SUT busy {100 * sut['sut_busy_s'] / sut['test_wall_s']:.1f}% of the test | bare warm-up, before, after {sut['bare_runs_samples_per_s']}")
+              f"| SUT busy {100 * sut['sut_busy_s'] / sut['test_wall_s']:.1f}% of the test "
+              f"| bare warm-up, before, after: {', '.join(f'{b:.0f}' for b in sut['bare_runs_samples_per_s'])}")
     ratios = sorted(r["sut"]["harness_efficiency"] for r in runs)
     ratio = statistics.median(ratios)
     busy = statistics.median(r["sut"]["sut_busy_s"] / r["sut"]["test_wall_s"] for r in runs)
