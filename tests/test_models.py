@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -66,19 +65,6 @@ def test_small_cnn_training_is_deterministic(digits, digits_model, tmp_path: Pat
     assert all(torch.equal(first[key], second[key]) for key in first)
     third = torch.load(other.path / "weights.pt")
     assert not torch.equal(first["0.weight"], third["0.weight"])
-
-
-def test_small_cnn_learns_fashion_mnist(tmp_path: Path) -> None:
-    """Two epochs reach 85% on the official 10,000 test images (87.7%; the default 3 give 89.0%).
-
-    Two epochs, not the default three, keep this test near 40 s on two idle cores.
-    """
-    train, test = preprocessed_splits("fashion_mnist", tmp_path)
-    start = time.perf_counter()
-    entry = build_recipe("model_small_cnn", tmp_path / "model", "fashion_mnist", {"dataset": train}, epochs=2)
-    score = accuracy(entry.call("load_model"), test)
-    print(f"fashion_mnist, 2 epochs: {time.perf_counter() - start:.1f} s, top-1 {score:.4f}")
-    assert score >= 0.85
 
 
 @pytest.fixture
