@@ -93,7 +93,8 @@ def test_cached_getter_imports_nothing_heavy(collection: Path) -> None:
 
 
 def test_invalid_run_is_kept_marked_and_exits_1(collection: Path) -> None:
-    query = f"{DIGITS},loadgen_mode=PerformanceOnly,loadgen_scenario=Offline,loadgen_target_qps=20,loadgen_query_count=1"
+    query = f"{DIGITS},loadgen_mode=PerformanceOnly,loadgen_scenario=Offline,loadgen_target_qps=20," \
+            "loadgen_query_count=1"
     result = axq_cli("byquery", query, ",", "get", "performance")
     assert result.returncode == 1
     assert "is marked INVALID" in result.stderr and "Min duration satisfied : NO" in result.stderr
@@ -135,7 +136,7 @@ def test_imagenet_resnet50_path(collection: Path, imagenet: tuple[Path, Path]) -
 
 
 def test_imagenet_without_a_folder_says_what_to_provide(collection: Path) -> None:
-    with pytest.raises(NoProducerError, match="needs `imagenet_dir=...`"):
+    with pytest.raises(NoProducerError, match=r"needs `imagenet_dir=\.\.\.`"):
         axq.byquery("loadgen_output,classified_imagenet,framework=pytorch")
     result = axq_cli("byquery", "loadgen_output,classified_imagenet,imagenet_dir=/no/such/dir", ",", "get",
                      "accuracy")

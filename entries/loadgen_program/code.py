@@ -8,6 +8,22 @@ left null (QPS, latency) from timing the model, so short default runs are VALID 
 machine. Afterwards the build parses `mlperf_log_summary.txt` and, in AccuracyOnly mode,
 decodes `mlperf_log_accuracy.json` (each response is the predicted class as an int64).
 
+Two kinds of run (`loadgen_execution`): `test` (the default) is short: user.conf sets
+min_duration (`loadgen_duration_s`, 1 s unless given), query counts and timed targets.
+`valid` is the official run: user.conf holds only the targets (timed if not given) and
+the performance sample count the rules ask for, so the embedded mlperf.conf's 600 s,
+query counts and RNG seeds apply; anything that would shorten it is a BuildError.
+
+Compliance tests (`loadgen_compliance_test=TEST01|TEST04`, PerformanceOnly runs): the
+build writes the test's audit.config (entries/mlperf_submission/compliance.py) into the
+entry directory, where the LoadGen child reads it, then verifies the run against its
+reference runs, which it asks axq for (`axq.byquery`, built if missing): the same
+parameters with no compliance test, in AccuracyOnly (TEST01) and PerformanceOnly mode.
+The verdict is the `compliance_result` getter (PASS/FAIL); verify_accuracy.txt (TEST01)
+and verify_performance.txt sit in the entry as the submission checker expects them. The
+references are looked up, not declared as deps, because a recipe's deps can't depend on
+whether a parameter is set; the entry records their names in `results["compliance"]`.
+
 Getters read only `entry.results`: no torch, numpy or LoadGen on the cached path.
 """
 
@@ -25,6 +41,15 @@ MODES = ("AccuracyOnly", "PerformanceOnly")
 PRECISIONS = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "bf16", "fp16")}
 HERE = Path(__file__).resolve().parent
 SUMMARY, ACCURACY_LOG = "mlperf_log_summary.txt", "mlperf_log_accuracy.json"
+EXECUTIONS = ("test", "valid")
+COMPLIANCE_TESTS = ("TEST01", "TEST04")
+COMPLIANCE = HERE.parent / "mlperf_submission" / "compliance.py"
+TEST_DURATION_S = 1  # min_duration of a test run when loadgen_duration_s is null
+# Performance sample counts the rules fix (the embedded mlperf.conf, by model name);
+# a model they don't know uses the whole data set.
+OFFICIAL_SAMPLE_COUNTS = {"resnet50": 1024}
+# Models whose Server latency bound mlperf.conf fixes: a valid run must not set its own.
+OFFICIAL_SERVER_LATENCY = frozenset({"resnet50"})
 # The headline of each scenario: (summary field, unit).
 HEADLINES = {
     "Offline": ("Samples per second", "samples/s"),
@@ -50,20 +75,28 @@ def build(ctx: Any) -> dict:
     write_user_conf(ctx.path / "user.conf", params, settings)
     config = child_config(ctx, settings, calibrate, len(labels))
     (ctx.path / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    if params["loadgen_compliance_test"]:
+        write_audit_config(ctx.path, params)
     run_child(ctx, params["loadgen_timeout_s"])
-    return collect_results(ctx.path, params, labels)
+    results = collect_results(ctx.path, params, labels)
+    if params["loadgen_compliance_test"]:
+        results["compliance"] = verify_compliance(ctx, params)
+    return results
 
 
 def check_params(params: dict) -> None:
     """Raise BuildError, with a suggestion where one fits, for a value the test can't use."""
     check_choice("loadgen_scenario", params["loadgen_scenario"], SCENARIOS)
     check_choice("loadgen_mode", params["loadgen_mode"], MODES)
+    check_choice("loadgen_execution", params["loadgen_execution"], EXECUTIONS)
+    check_compliance(params)
+    check_valid_execution(params)
     device = str(params["device"]).split(":")[0]
     check_choice("device", device, tuple(PRECISIONS))
     check_precision(device, params["precision"])
     for name in ("batch_size", "loadgen_multistreamness"):
         check_number(name, params[name], integer=True)
-    check_number("loadgen_duration_s", params["loadgen_duration_s"])
+    check_number("loadgen_duration_s", params["loadgen_duration_s"], null=True)
     check_number("server_max_wait_ms", params["server_max_wait_ms"], zero=True)
     check_number("harness_baseline_s", params["harness_baseline_s"], zero=True)
     for name in ("loadgen_buffer_size", "loadgen_query_count", "num_threads"):
@@ -103,15 +136,55 @@ def check_number(name: str, value: Any, integer: bool = False, null: bool = Fals
         raise BuildError(f"{name}={value} must be {what} > 0" + (" (or null)" if null else ""))
 
 
-def conf_plan(params: dict, dataset_size: int) -> tuple[dict[str, float], list[str]]:
-    """Return the user.conf values the parameters fix, and the targets for the child to time."""
+def check_compliance(params: dict) -> None:
+    """Raise BuildError for an unknown compliance test or one asked of an accuracy run."""
     from axq.errors import BuildError
 
-    scenario, buffer = params["loadgen_scenario"], params["loadgen_buffer_size"]
+    test = params["loadgen_compliance_test"]
+    if test is None:
+        return
+    check_choice("loadgen_compliance_test", test, COMPLIANCE_TESTS)
+    if params["loadgen_mode"] != "PerformanceOnly":
+        raise BuildError(f"loadgen_compliance_test={test} runs in PerformanceOnly mode (its audit.config "
+                         f"says so); add loadgen_mode=PerformanceOnly")
+
+
+def check_valid_execution(params: dict) -> None:
+    """Raise BuildError for a parameter that would make a loadgen_execution=valid run non-compliant."""
+    from axq.errors import BuildError
+
+    if params["loadgen_execution"] != "valid":
+        return
+    for name in ("loadgen_duration_s", "loadgen_query_count"):
+        if params[name] is not None:
+            raise BuildError(f"{name}={params[name]} shortens the run, which loadgen_execution=valid must not "
+                             f"do (mlperf.conf sets durations and counts); drop it or use loadgen_execution=test")
+
+
+def sample_count(params: dict, dataset_size: int) -> int:
+    """Return the performance sample count: the buffer size, else the rules' count, else the data set."""
+    from axq.errors import BuildError
+
+    buffer, official = params["loadgen_buffer_size"], OFFICIAL_SAMPLE_COUNTS.get(params["model_name"])
     if buffer is not None and buffer > dataset_size:
         raise BuildError(f"loadgen_buffer_size={buffer} is more than the {dataset_size} samples of the data set")
-    settings: dict[str, float] = {"min_duration": round(params["loadgen_duration_s"] * 1000),
-                                  "performance_sample_count_override": buffer or dataset_size}
+    if buffer is not None and params["loadgen_execution"] == "valid" and buffer < (official or dataset_size):
+        raise BuildError(f"loadgen_buffer_size={buffer} is fewer samples than a valid run of "
+                         f"{params['model_name']} needs ({official or dataset_size}); leave it null")
+    if buffer is not None:
+        return buffer
+    official = official if params["loadgen_execution"] == "valid" else None
+    return min(official or dataset_size, dataset_size)
+
+
+def conf_plan(params: dict, dataset_size: int) -> tuple[dict[str, float], list[str]]:
+    """Return the user.conf values the parameters fix, and the targets for the child to time."""
+    if params["loadgen_execution"] == "valid":
+        return valid_plan(params, dataset_size)
+    scenario = params["loadgen_scenario"]
+    duration = params["loadgen_duration_s"] or TEST_DURATION_S
+    settings: dict[str, float] = {"min_duration": round(duration * 1000),
+                                  "performance_sample_count_override": sample_count(params, dataset_size)}
     settings.update(query_counts(params))
     if scenario == "MultiStream":
         settings["samples_per_query"] = params["loadgen_multistreamness"]
@@ -121,6 +194,23 @@ def conf_plan(params: dict, dataset_size: int) -> tuple[dict[str, float], list[s
     if query_floor(params):
         calibrate.append("min_query_count")
     return settings, calibrate
+
+
+def valid_plan(params: dict, dataset_size: int) -> tuple[dict[str, float], list[str]]:
+    """Return an official run's user.conf values (targets and sample count) and the targets to time.
+
+    mlperf.conf's durations, query counts and seeds stay untouched; a Server latency bound
+    mlperf.conf fixes for the model (resnet50: 15 ms) is neither timed nor overridden
+    unless the user gives one.
+    """
+    settings: dict[str, float] = {"performance_sample_count_override": sample_count(params, dataset_size)}
+    if params["loadgen_scenario"] == "MultiStream":
+        settings["samples_per_query"] = params["loadgen_multistreamness"]
+    targets = target_values(params)
+    if params["loadgen_scenario"] == "Server" and params["model_name"] in OFFICIAL_SERVER_LATENCY:
+        targets = {k: v for k, v in targets.items() if k != "target_latency" or v is not None}
+    settings.update({k: v for k, v in targets.items() if v is not None})
+    return settings, [k for k, v in targets.items() if v is None and needs_timing(params)]
 
 
 # Early stopping needs at least this many queries at the 90th and 99th percentile (the
@@ -150,7 +240,7 @@ def query_floor(params: dict) -> bool:
     scenario, mode = params["loadgen_scenario"], params["loadgen_mode"]
     target = params["loadgen_target_qps"] if scenario == "Offline" else params["loadgen_target_latency"]
     return (scenario != "Server" and mode == "PerformanceOnly" and params["loadgen_query_count"] is None
-            and target is not None)
+            and target is not None and params["loadgen_execution"] == "test")
 
 
 def target_values(params: dict) -> dict[str, Any]:
@@ -195,7 +285,7 @@ def child_config(ctx: Any, settings: dict, calibrate: list[str], dataset_size: i
     return {
         "scenario": params["loadgen_scenario"], "mode": params["loadgen_mode"],
         "model_name": params["model_name"], "user_conf": settings, "calibrate": calibrate,
-        "buffer_size": params["loadgen_buffer_size"] or dataset_size,
+        "buffer_size": int(settings["performance_sample_count_override"]),
         "batch_size": params["batch_size"], "multistreamness": params["loadgen_multistreamness"],
         "server_max_wait_ms": params["server_max_wait_ms"], "num_threads": params["num_threads"],
         "min_queries": MIN_QUERIES[params["loadgen_scenario"]], "baseline_s": params["harness_baseline_s"],
@@ -261,6 +351,46 @@ def child_error(path: Path, code: int, tail: list[str], timeout_s: float | None)
         return BuildError(f"LoadGen test killed after loadgen_timeout_s={timeout_s}")
     last = next((line for line in reversed(tail) if line.strip()), "no output")
     return BuildError(f"LoadGen test process exited with status {code}: {last}")
+
+
+# ----------------------------------------------------------------------------- compliance
+
+
+def compliance_module() -> Any:
+    """Return entries/mlperf_submission/compliance.py (audit.config and verification)."""
+    from axq.entry import load_code
+
+    return load_code(str(COMPLIANCE))
+
+
+def write_audit_config(path: Path, params: dict) -> None:
+    """Write the compliance test's audit.config where the LoadGen child will read it."""
+    compliance_module().write_audit_config(params["loadgen_compliance_test"], path, params["model_name"], "*")
+
+
+def reference_runs(params: dict) -> dict[str, Any]:
+    """Return the reference runs of a compliance run (built if missing): accuracy and performance."""
+    import axq
+
+    tag = f"classified_{params['dataset_name']}"
+    fixed = {"framework", "dataset_name", "loadgen_compliance_test", "loadgen_mode"}
+    same = {k: v for k, v in params.items() if k not in fixed}
+    return {mode: axq.byquery(f"loadgen_output,{tag},loadgen_mode={mode}", overrides=same)
+            for mode in MODES}
+
+
+def verify_compliance(ctx: Any, params: dict) -> dict:
+    """Verify this compliance run against its reference runs; write the verify_*.txt files here."""
+    test, compliance = params["loadgen_compliance_test"], compliance_module()
+    refs = reference_runs(params)
+    accuracy, performance = refs["AccuracyOnly"].path, refs["PerformanceOnly"].path
+    if test == "TEST01":
+        found = compliance.verify_test01(ctx.path, accuracy, performance, ctx.path)
+    else:
+        found = compliance.verify_test04(ctx.path, performance, ctx.path)
+    ctx.log(f"{test}: {found['result']} against {refs['AccuracyOnly'].name}, {refs['PerformanceOnly'].name}")
+    return {"test": test, "result": found["result"], "details": found,
+            "reference_accuracy": refs["AccuracyOnly"].name, "reference_performance": refs["PerformanceOnly"].name}
 
 
 # ----------------------------------------------------------------------------- results
@@ -389,6 +519,21 @@ def result_valid(entry: Any) -> bool:
 def summary(entry: Any) -> dict:
     """Return every parsed field of mlperf_log_summary.txt."""
     return dict(entry.results.get("summary", {}))
+
+
+def compliance_result(entry: Any) -> str:
+    """Return PASS or FAIL: the verdict of this compliance run's verification."""
+    return str(compliance(entry)["result"])
+
+
+def compliance(entry: Any) -> dict:
+    """Return the compliance verification: test, result, details, the reference runs' names."""
+    from axq.errors import GetterError
+
+    if "compliance" not in entry.results:
+        raise GetterError("no compliance result: this run had no compliance test; query with "
+                          "loadgen_mode=PerformanceOnly,loadgen_compliance_test=TEST01 (or TEST04)")
+    return dict(entry.results["compliance"])
 
 
 def accuracy_results(entry: Any) -> dict:
