@@ -149,7 +149,8 @@ def dependents(store: Store, names: set[str]) -> dict[str, list[str]]:
     """Map each entry that depends on one of `names` to those it depends on."""
     found: dict[str, list[str]] = {}
     for name, manifest in store.manifests():
-        used = [d["name"] for d in manifest.get("deps", {}).values() if d["name"] in names]
+        needed = [d["name"] for d in manifest.get("deps", {}).values()] + list(manifest.get("used", {}))
+        used = [n for n in needed if n in names]
         if used and name not in names:
             found[name] = used
     return found

@@ -33,12 +33,14 @@ from axq.store import MANIFEST, Store
 class BuildContext:
     """What a recipe's build function gets: parameters, dependencies, a directory, a log."""
 
-    def __init__(self, node: Node, path: Path, deps: dict[str, Entry], reporter: Reporter) -> None:
+    def __init__(self, node: Node, path: Path, deps: dict[str, Entry], builder: Builder) -> None:
         self.params = dict(node.params)
         self.deps = deps
         self.path = path
         self.name = node.name
-        self.reporter = reporter
+        self.reporter = builder.reporter
+        self.store = builder.store
+        self.used: dict[str, Entry] = {}
 
     def log(self, message: str) -> None:
         """Write a timestamped line to the build log (and the screen unless quiet)."""
@@ -47,6 +49,18 @@ class BuildContext:
     def progress(self, items: Any, total: int | None = None, desc: str = "") -> Any:
         """Wrap an iterable with progress display."""
         return self.reporter.progress(items, total=total, desc=desc)
+
+    def byquery(self, query: str, overrides: dict[str, Any] | None = None) -> Entry:
+        """Fetch (building if needed) another entry of this work collection during the build.
+
+        For builds whose inputs depend on results (a peak search's probes): the entry is
+        recorded as `used` in the manifest, so `axq rm` will not break this one silently.
+        """
+        from axq.api import byquery
+
+        entry = byquery(query, overrides, work_collection=self.store.root, reporter=self.reporter)
+        self.used[entry.name] = entry
+        return entry
 
 
 def reproduce_command(node: Node) -> str:
@@ -72,7 +86,8 @@ def _timestamp(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(seconds))
 
 
-def manifest_for(node: Node, deps: dict[str, Entry], results: Any, started: float, query: str) -> dict:
+def manifest_for(node: Node, deps: dict[str, Entry], used: dict[str, Entry], results: Any, started: float,
+                 query: str) -> dict:
     """Describe a finished build: what it is, what it used, and how it was made."""
     recipe = node.producer.recipe
     finished = time.time()
@@ -85,6 +100,7 @@ def manifest_for(node: Node, deps: dict[str, Entry], results: Any, started: floa
         "tags": list(node.producer.tags),
         "params": node.params,
         "deps": {k: {"identity": e.identity, "name": e.name} for k, e in deps.items()},
+        "used": {e.name: e.identity for e in used.values()},
         "getters": list(recipe.getters),
         "results": results or {},
         "provenance": {
@@ -166,20 +182,22 @@ class Builder:
         """Call the recipe's build function with the log open, then write the manifest."""
         started = time.time()
         build = node.producer.recipe.function(node.producer.build)
+        context = BuildContext(node, tmp, deps, self)
+        outer_log = self.reporter.log_file  # set when this build runs inside another (ctx.byquery)
         with open(log_path, "w") as log:
             self.reporter.log_file = log
             try:
                 self.reporter.log(f"building {node.name} ({node.producer.label})")
-                results = build(BuildContext(node, tmp, deps, self.reporter))
+                results = build(context)
                 self.reporter.log(f"built {node.name}")
             except BaseException as error:
                 self.reporter.log(f"FAILED: {type(error).__name__}: {error}")
                 _log_traceback(log, error)
                 raise
             finally:
-                self.reporter.log_file = None
+                self.reporter.log_file = outer_log
         shutil.copyfile(log_path, tmp / "build.log")
-        manifest = manifest_for(node, deps, results, started, query)
+        manifest = manifest_for(node, deps, context.used, results, started, query)
         (tmp / MANIFEST).write_text(_dump(manifest))
 
 

@@ -237,12 +237,13 @@ def rules(words: list[str], options: Options) -> int:
 
     matches = api.rules(" ".join(words))
     if options.json:
-        emit([{"rule": m.producer.label, "matches": m.ok, "reason": m.reason, "specificity": m.specificity}
-              for m in matches], options)
+        emit([{"rule": m.producer.label, "matches": m.ok, "reason": m.reason, "specificity": m.specificity,
+               "unasked": m.unasked} for m in matches], options)
         return 0
-    for m in matches:
-        print(f"{'MATCH' if m.ok else 'no   '} {m.producer.label}" + (f": {m.reason}" if m.reason else
-              f" (specificity {m.specificity}): {m.producer.recipe.description}"))
+    for i, m in enumerate(matches):
+        mark = "CHOSEN" if i == 0 and m.ok else "match " if m.ok else "no    "
+        print(f"{mark} {m.producer.label}" + (f": {m.reason}" if m.reason else
+              f" (specificity {m.specificity}, {m.unasked} fixed not asked for): {m.producer.recipe.description}"))
     return 0
 
 

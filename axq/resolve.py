@@ -3,7 +3,9 @@
 A query matches a producer rule when its tags are a subset of the rule's tags, none of its
 absent tags is among them, every parameter it names is one the rule takes, and the
 resolved parameters satisfy every condition with every required parameter set. The most
-specific match wins; a tie is an error naming the rules. See docs/recipes.md.
+specific match wins (most query tags and fixed parameters it names); among equals, the
+rule with fewest fixed parameters the query does not name (the least special one); a tie
+after that is an error naming the rules. See docs/recipes.md.
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ class Match:
     reason: str | None  # None when it matches
     specificity: int = 0
     params: dict[str, Any] | None = None
+    unasked: int = 0  # fixed parameters the query does not name: on a tie, fewer wins
+
+    @property
+    def rank(self) -> tuple[bool, int, int]:
+        """Order matches: matching first, then most specific, then least presumptuous."""
+        return (not self.ok, -self.specificity, self.unasked)
 
     @property
     def ok(self) -> bool:
@@ -64,15 +72,16 @@ def match(producer: Producer, query: Query) -> Match:
     reason = _tag_problem(producer, query) or _param_problem(producer, query, params)
     if reason:
         return Match(producer, reason)
-    fixed = sum(1 for c in query.param_conditions if c.key in producer.params)
-    return Match(producer, None, len(query.tags) + fixed, params)
+    named = {c.key for c in query.param_conditions}
+    fixed = len(named & set(producer.params))
+    return Match(producer, None, len(query.tags) + fixed, params, len(set(producer.params) - named))
 
 
 def rules(query: Query | str) -> list[Match]:
     """Match every producer rule against a query (matches first, most specific first)."""
     query = parse(query) if isinstance(query, str) else query
     matches = [match(p, query) for r in all_recipes() for p in r.producers]
-    return sorted(matches, key=lambda m: (not m.ok, -m.specificity))
+    return sorted(matches, key=lambda m: m.rank)
 
 
 def _known_tags() -> set[str]:
@@ -95,7 +104,7 @@ def choose(query: Query) -> Match:
     if query.is_sweep:
         raise UsageError(f"`{query}` sweeps a parameter: run it with `axq sweep`")
     matches = rules(query)
-    winners = [m for m in matches if m.ok and m.specificity == matches[0].specificity]
+    winners = [m for m in matches if m.ok and m.rank == matches[0].rank]
     if not matches or not matches[0].ok:
         raise _no_producer(query, matches)
     if len(winners) > 1:

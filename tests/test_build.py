@@ -132,3 +132,16 @@ def test_cache_is_shared_across_processes(work):
     started = axq.byquery("sum,value=6").manifest["provenance"]["started"]
     assert run_axq("byquery", "sum,value=6", ",", "get", "total").stdout.strip() == "6"
     assert axq.byquery("sum,value=6").manifest["provenance"]["started"] == started
+
+
+def test_entries_fetched_during_a_build_are_recorded_and_protected(work):
+    from axq.errors import DependentsError
+
+    collected = axq.byquery("collected,upto=3")
+    assert collected.get("total") == 6
+    numbers = {e.name for e in axq.list_entries("number")}
+    assert set(collected.manifest["used"]) == numbers and len(numbers) == 3
+    log = (collected.path / "build.log").read_text()
+    assert "collected [1, 2, 3]" in log and log.rstrip().endswith(f"built {collected.name}")
+    with pytest.raises(DependentsError, match=collected.name):
+        axq.remove("number,value=2")

@@ -76,5 +76,12 @@ def test_sweep_query_points_to_sweep_command(work):
 
 def test_rules_lists_matches_first_with_reasons(work):
     matches = rules("number,value=2")
-    assert matches[0].ok and matches[0].producer.recipe.name == "toy_number"
-    assert all(m.reason for m in matches[1:])
+    assert [m.producer.recipe.name for m in matches if m.ok] == ["toy_number", "toy_special"]
+    assert all(m.reason for m in matches if not m.ok)
+
+
+def test_on_equal_specificity_the_less_special_rule_wins(work):
+    assert resolve("number").producer.recipe.name == "toy_number"
+    assert resolve("number,value=3").producer.recipe.name == "toy_number"
+    special = resolve("number,mode=special")
+    assert special.producer.recipe.name == "toy_special" and special.params["mode"] == "special"
