@@ -1,0 +1,223 @@
+"""Find the highest target QPS whose LoadGen Server run is VALID; for Offline, one run.
+
+The search is ours, not LoadGen's TestMode.FindPeakPerformance. Every probe is an ordinary
+`loadgen_output,...,loadgen_mode=PerformanceOnly,loadgen_target_qps=Q` entry built (or
+reused) through `axq.byquery`, so probes are cached, listed, plotted and shared with any
+sweep over the same parameters, and a rerun or a wider search reuses them. LoadGen's own
+mode runs its internal binary search in one process, re-runs full-length tests at each
+step, records no probe as an entry and cannot start from cached results.
+
+Server: probe `peak_start_qps`, then double until a probe is INVALID or `peak_max_qps` is
+reached (halve instead while the start itself is INVALID), then bisect between the last
+VALID and the first INVALID target until the bracket is narrower than `peak_tolerance`
+of the VALID end. Targets are integers so that probes of different searches coincide.
+Offline: one PerformanceOnly run; its samples per second is the peak.
+
+Probes pass on every parameter the loadgen_program recipe takes; null ones are left out,
+so they take that recipe's defaults (a 1 s test run, batch 32, ...). For the small data
+sets the latency bound defaults to a fixed 50 ms rather than null: a bound timed afresh in
+each probe's process varies several-fold on a busy machine, which makes validity noise.
+LoadGen's Server early stopping needs about 460 queries even when none is late, so a
+probe below 460 / duration QPS can't be VALID: the search never goes below that floor.
+
+Getters read only `entry.results`: no torch, numpy or LoadGen on the cached path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+SCENARIOS = ("Server", "Offline")
+# Parameters of the search itself (not passed to the probes) and those the probes fix.
+SEARCH = ("peak_start_qps", "peak_max_qps", "peak_tolerance")
+FIXED = ("framework", "dataset_name", "loadgen_mode")
+# Queries LoadGen's Server early stopping needs with none over the latency bound, and the
+# min_duration (s) of a loadgen_program test run whose loadgen_duration_s is null.
+EARLY_STOPPING_QUERIES, TEST_DURATION_S = 460, 1
+
+Probe = dict[str, Any]
+
+
+# ----------------------------------------------------------------------------- build
+
+
+def build(ctx: Any) -> dict:
+    """Check the parameters, run the search (each probe a cached entry), report the peak."""
+    params = ctx.params
+    check_params(params)
+    run = prober(ctx)
+    if params["loadgen_scenario"] == "Offline":
+        return offline_results(run(None))
+    probes = search(run, params["peak_start_qps"], params["peak_max_qps"], params["peak_tolerance"],
+                    floor_qps(params))
+    return server_results(probes, params["peak_max_qps"])
+
+
+def floor_qps(params: dict) -> int:
+    """Return the lowest target QPS whose Server run lasts long enough for early stopping."""
+    import math
+
+    return math.ceil(EARLY_STOPPING_QUERIES / (params["loadgen_duration_s"] or TEST_DURATION_S))
+
+
+def check_params(params: dict) -> None:
+    """Raise BuildError for a scenario or search bound the search can't use."""
+    from axq.errors import BuildError
+
+    scenario, start, cap = params["loadgen_scenario"], params["peak_start_qps"], params["peak_max_qps"]
+    if scenario not in SCENARIOS:
+        raise BuildError(f"loadgen_scenario={scenario}: a peak search needs Server (the highest VALID target QPS) "
+                         "or Offline (one run); SingleStream and MultiStream have a latency, not a peak")
+    for name in ("peak_start_qps", "peak_max_qps"):
+        if not is_int(params[name]) or params[name] < 1:
+            raise BuildError(f"{name}={params[name]} must be an integer >= 1 (QPS)")
+    if scenario == "Server" and start < floor_qps(params):
+        raise BuildError(f"peak_start_qps={start} is below {floor_qps(params)} QPS, too few queries in a run for "
+                         "LoadGen's early stopping; raise peak_start_qps or loadgen_duration_s")
+    if start > cap:
+        raise BuildError(f"peak_start_qps={start} is above peak_max_qps={cap}; lower the start or raise the cap")
+    tolerance = params["peak_tolerance"]
+    if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool) or not 0 < tolerance < 1:
+        raise BuildError(f"peak_tolerance={tolerance} must be a fraction between 0 and 1 (e.g. 0.1)")
+
+
+def is_int(value: Any) -> bool:
+    """Say whether value is an int (and not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def probe_overrides(params: dict, qps: int | None) -> dict[str, Any]:
+    """Return a probe's parameters: the pass-through ones, PerformanceOnly, the target QPS."""
+    passed = {k: v for k, v in params.items() if k not in SEARCH + FIXED and v is not None}
+    return {**passed, "framework": params["framework"], "loadgen_mode": "PerformanceOnly",
+            "loadgen_target_qps": qps}
+
+
+def prober(ctx: Any) -> Callable[[int | None], Probe]:
+    """Return a function that runs (or reuses) one probe at a target QPS and logs it."""
+    query = f"loadgen_output,classified_{ctx.params['dataset_name']}"
+
+    def run(qps: int | None) -> Probe:
+        entry = ctx.byquery(query, probe_overrides(ctx.params, qps))
+        found = probe_record(entry, qps)
+        ctx.log(f"probe {found['qps'] if qps else 'Offline'}: {'VALID' if found['valid'] else 'INVALID'}, "
+                f"{found['performance']} samples/s ({entry.name})")
+        return found
+
+    return run
+
+
+def probe_record(entry: Any, qps: int | None) -> Probe:
+    """Return what the peak entry keeps of one probe: target, validity, throughput, entry."""
+    results = entry.results
+    return {"qps": qps, "valid": bool(results.get("result_valid")), "performance": results.get("performance"),
+            "entry": entry.name}
+
+
+# ----------------------------------------------------------------------------- search
+
+
+def search(run: Callable[[int], Probe], start: int, cap: int, tolerance: float, floor: int) -> list[Probe]:
+    """Return every probe of the search in the order run: bracket, then bisect."""
+    probes = bracket(run, start, cap, floor)
+    low, high = bounds(probes)
+    while low is not None and high is not None and high - low > max(1.0, tolerance * low):
+        probes.append(run((low + high) // 2))
+        low, high = bounds(probes)
+    return probes
+
+
+def bracket(run: Callable[[int], Probe], start: int, cap: int, floor: int) -> list[Probe]:
+    """Probe from start, doubling while VALID (up to cap) or halving while INVALID (down to floor)."""
+    probes = [run(start)]
+    step = 2 if probes[0]["valid"] else 0.5
+    while probes[-1]["valid"] == probes[0]["valid"]:
+        qps = min(cap, int(probes[-1]["qps"] * step))
+        if qps < floor or qps == probes[-1]["qps"]:
+            break
+        probes.append(run(qps))
+    return probes
+
+
+def bounds(probes: list[Probe]) -> tuple[int | None, int | None]:
+    """Return the highest VALID target and the lowest INVALID target above it (None if none)."""
+    low = max((p["qps"] for p in probes if p["valid"]), default=None)
+    above = [p["qps"] for p in probes if not p["valid"] and (low is None or p["qps"] > low)]
+    return low, min(above, default=None)
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def server_results(probes: list[Probe], cap: int) -> dict:
+    """Return the peak, the probe that reached it and the first INVALID target above it."""
+    low, high = bounds(probes)
+    ordered = sorted(probes, key=lambda p: p["qps"])
+    results: dict[str, Any] = {"scenario": "Server", "probes": ordered, "peak_max_qps": cap,
+                               "first_invalid_qps": high, "at_cap": low == cap and high is None}
+    if low is None:
+        lowest = ordered[0]["qps"]
+        reason = (f"no Server run was VALID, down to loadgen_target_qps={lowest} (lower targets need a longer "
+                  f"loadgen_duration_s for LoadGen's early stopping); see {ordered[0]['entry']}")
+        return {**results, "performance": None, "valid": False, "invalid_reason": reason}
+    peak = next(p for p in ordered if p["qps"] == low)
+    return {**results, "performance": low, "peak_samples_per_second": peak["performance"],
+            "peak_entry": peak["entry"], "valid": True}
+
+
+def offline_results(probe: Probe) -> dict:
+    """Return the one Offline run as the peak: its samples per second."""
+    results: dict[str, Any] = {"scenario": "Offline", "probes": [probe], "performance": probe["performance"],
+                               "peak_samples_per_second": probe["performance"], "peak_entry": probe["entry"],
+                               "valid": probe["valid"]}
+    if not probe["valid"]:
+        results["invalid_reason"] = f"the Offline run was INVALID; see {probe['entry']}"
+    return results
+
+
+# ----------------------------------------------------------------------------- getters
+
+
+def performance(entry: Any) -> float | None:
+    """Return the peak: the highest VALID target QPS (Server) or samples per second (Offline)."""
+    return entry.results.get("performance")
+
+
+def peak_samples_per_second(entry: Any) -> float | None:
+    """Return the throughput LoadGen measured at the peak probe."""
+    return entry.results.get("peak_samples_per_second")
+
+
+def probes(entry: Any) -> list[Probe]:
+    """Return every probe (qps, valid, performance, entry), lowest target first."""
+    return list(entry.results.get("probes", []))
+
+
+def result_valid(entry: Any) -> bool:
+    """Return whether a VALID peak was found."""
+    return bool(entry.results.get("valid"))
+
+
+def peak_report(entry: Any) -> str:
+    """Return the peak, its throughput, what bounds it and the probe count on one line."""
+    found = entry.results
+    count = len(found.get("probes", []))
+    if not found.get("valid"):
+        return f"no peak: {found.get('invalid_reason')} ({count} probes)"
+    if found["scenario"] == "Offline":
+        return f"Offline peak: {found['performance']} samples/s (1 run, {found['peak_entry']})"
+    return (f"Server peak: {found['performance']} QPS VALID ({found['peak_samples_per_second']} samples/s), "
+            f"{bound_text(found)}; {count} probes")
+
+
+def bound_text(found: dict) -> str:
+    """Say what stops the peak from being higher: the first INVALID target, or the cap."""
+    if found.get("first_invalid_qps") is not None:
+        return f"{found['first_invalid_qps']} QPS INVALID"
+    return f"at the cap peak_max_qps={found['peak_max_qps']}"
+
+
+def performance_report(entry: Any) -> str:
+    """Return the same line as peak_report (the name other loadgen_output entries use)."""
+    return peak_report(entry)
