@@ -1,85 +1,19 @@
-"""Build recipe entries without the kernel, and make ImageNet-like inputs offline.
+"""Make ImageNet-like inputs offline, and name the built-in recipes' directory.
 
-`build_recipe` resolves a producer's parameters from its recipe.json (recipe defaults,
-producer defaults, overrides, fixed params) and runs its build function with a small fake
-context, so the recipes can be tested while the kernel is written. `make_imagenet_dir` and
-`make_resnet50_weights` stand in for a user's ImageNet folder and downloaded weights.
+`make_imagenet_dir` and `make_resnet50_weights` stand in for a user's ImageNet folder and
+downloaded weights, so the ImageNet recipes can be built through the kernel without either.
+`ENTRIES` is the kernel's own path to the built-in recipes, so a test that imports a recipe's
+code with `axq.entry.load_code(str(ENTRIES / NAME / "code.py"))` gets the very module the
+kernel builds with (and a monkeypatch on it reaches the build).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
-from collections.abc import Iterable, Iterator
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-ENTRIES = ROOT / "entries"
+from axq.locations import builtin_entries
 
-
-def load_code(recipe: str) -> ModuleType:
-    """Import a recipe's code.py by path, under a name of its own."""
-    spec = importlib.util.spec_from_file_location(f"recipe_{recipe}", ENTRIES / recipe / "code.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_recipe(recipe: str) -> dict:
-    """Return a recipe's parsed recipe.json."""
-    return json.loads((ENTRIES / recipe / "recipe.json").read_text())
-
-
-class FakeEntry:
-    """A built entry: its directory, parameters, results and recipe code."""
-
-    def __init__(self, recipe: str, path: Path, params: dict, results: dict | None) -> None:
-        self.recipe, self.path, self.params, self.results = recipe, path, params, results or {}
-
-    def call(self, function: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a function of the recipe's code.py with this entry first."""
-        return getattr(load_code(self.recipe), function)(self, *args, **kwargs)
-
-
-class FakeContext:
-    """The build context a recipe's build function sees."""
-
-    def __init__(self, path: Path, params: dict, deps: dict[str, FakeEntry]) -> None:
-        self.path, self.params, self.deps = path, params, deps
-        self.lines: list[str] = []
-
-    def log(self, message: str) -> None:
-        """Keep a log line."""
-        self.lines.append(message)
-
-    def progress(self, items: Iterable, total: int | None = None, desc: str = "") -> Iterator:
-        """Yield the items unchanged."""
-        yield from items
-
-
-def find_producer(recipe: dict, dataset_name: str | None) -> dict:
-    """Return the recipe's producer for dataset_name (its only one when None)."""
-    producers = recipe["producers"]
-    if dataset_name is None:
-        assert len(producers) == 1
-        return producers[0]
-    return next(p for p in producers if p["params"].get("dataset_name") == dataset_name)
-
-
-def build_recipe(recipe: str, path: Path, dataset_name: str | None = None,
-                 deps: dict[str, FakeEntry] | None = None, **overrides: Any) -> FakeEntry:
-    """Build a recipe's entry into path, as the kernel would, and return it."""
-    manifest = load_recipe(recipe)
-    producer = find_producer(manifest, dataset_name)
-    params = {**manifest["defaults"], **producer["defaults"], **overrides, **producer["params"]}
-    assert set(producer["required"]) <= set(params), "a required parameter is not set"
-    path.mkdir(parents=True)
-    context = FakeContext(path, params, deps or {})
-    results = getattr(load_code(recipe), producer.get("build", "build"))(context)
-    return FakeEntry(recipe, path, params, results)
+ENTRIES = Path(builtin_entries())
 
 
 def make_imagenet_dir(root: Path, n: int) -> Path:

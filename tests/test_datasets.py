@@ -1,24 +1,55 @@
-"""Test the data set recipes: originals (digits, Fashion-MNIST, ImageNet) and preprocessing."""
+"""Test the data set recipes through the kernel: originals (digits, Fashion-MNIST, ImageNet) and preprocessing.
+
+Every entry is built by `axq.byquery`, in one work collection per module, so a query that a
+test shares with another (the digits original, Fashion-MNIST) is built once and then found in
+the cache. A test that needs a real rebuild uses a fresh collection of its own. Functions of a
+recipe's code checked on synthetic inputs (the IDX parser, the centre crop) are imported with
+the kernel's own loader, so a monkeypatch on them reaches the kernel's builds too.
+"""
 
 from __future__ import annotations
 
 import gzip
 import json
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+import axq
+from axq.build import log_path_of
+from axq.entry import Entry, load_code
 from axq.errors import BuildError
-from tests.imagenet_fixture import ENTRIES, build_recipe, load_code, make_imagenet_dir
+from axq.progress import Reporter
+from axq.recipe import read_recipe
+from tests.imagenet_fixture import ENTRIES, make_imagenet_dir
 
 OURS = ["dataset_digits", "dataset_fashion_mnist", "dataset_imagenet", "preprocessed_dataset",
         "model_small_cnn", "model_resnet50"]
 RECIPE_KEYS = {"version", "description", "defaults", "producers", "getters"}
 PRODUCER_KEYS = {"tags", "params", "defaults", "required", "deps", "build"}
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_CODE = ENTRIES / "dataset_fashion_mnist" / "code.py"
+PREPROCESS_CODE = ENTRIES / "preprocessed_dataset" / "code.py"
+QUIET = Reporter("quiet")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def collection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point axq at a work collection shared by this module's tests (built-in recipes only)."""
+    root = tmp_path_factory.mktemp("datasets") / "wc"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AXQ_WORK_COLLECTION", str(root))
+        patch.delenv("AXQ_ENTRIES", raising=False)
+        yield root
+
+
+def build(query: str, work_collection: Path | None = None) -> Entry:
+    """Return the entry a query means, built quietly if missing (in the module's collection by default)."""
+    return axq.byquery(query, work_collection=work_collection, reporter=QUIET)
 
 
 # ---- recipe.json format ----
@@ -28,14 +59,14 @@ def test_recipe_json_follows_the_format(recipe: str) -> None:
     manifest = json.loads((ENTRIES / recipe / "recipe.json").read_text())
     assert set(manifest) <= RECIPE_KEYS and {"version", "producers"} <= set(manifest)
     assert isinstance(manifest["version"], int) and isinstance(manifest["description"], str)
-    code = load_code(recipe)
-    for getter in manifest["getters"]:
-        assert callable(getattr(code, getter))
     for producer in manifest["producers"]:
         assert set(producer) <= PRODUCER_KEYS and "tags" in producer
         assert all(isinstance(tag, str) for tag in producer["tags"])
         assert all(isinstance(dep, str) for dep in producer["deps"].values())
-        assert callable(getattr(code, producer.get("build", "build")))
+    loaded = read_recipe(ENTRIES / recipe)  # the kernel's own checks, and its code loader
+    assert [list(p.tags) for p in loaded.producers] == [p["tags"] for p in manifest["producers"]]
+    for name in [*loaded.getters, *(p.build for p in loaded.producers)]:
+        assert callable(loaded.function(name))
 
 
 @pytest.mark.parametrize("recipe, tags", [
@@ -51,11 +82,12 @@ def test_original_datasets_have_their_contract_tags(recipe: str, tags: list[str]
 # ---- digits ----
 
 @pytest.fixture(scope="module")
-def digits(tmp_path_factory: pytest.TempPathFactory):
-    return build_recipe("dataset_digits", tmp_path_factory.mktemp("d") / "digits")
+def digits(collection: Path) -> Entry:
+    return build("dataset,original,digits")
 
 
-def test_digits_split_sizes_and_stratification(digits) -> None:
+def test_digits_split_sizes_and_stratification(digits: Entry) -> None:
+    assert digits.tags == ("dataset", "original", "digits") and digits.params["split_seed"] == 0
     x_train, y_train = digits.call("load_split", "train")
     _, y_test = digits.call("load_split", "test")
     assert (len(y_train), len(y_test)) == (1347, 450) == (digits.results["train_count"], 450)
@@ -65,21 +97,24 @@ def test_digits_split_sizes_and_stratification(digits) -> None:
     assert np.all(np.abs(test_share - 0.25) < 0.02)
 
 
-def test_digits_split_is_deterministic_and_seeded(digits, tmp_path: Path) -> None:
-    again = build_recipe("dataset_digits", tmp_path / "again")
-    other = build_recipe("dataset_digits", tmp_path / "other", split_seed=1)
+def test_digits_split_is_deterministic_and_seeded(digits: Entry, tmp_path: Path) -> None:
+    again = build("dataset,original,digits", tmp_path / "wc")  # a fresh collection: rebuilt
+    other = build("dataset,original,digits,split_seed=1")
+    assert again.path != digits.path and again.identity == digits.identity
+    assert other.identity != digits.identity and other.params["split_seed"] == 1
     assert np.array_equal(digits.call("load_split", "test")[1], again.call("load_split", "test")[1])
     assert not np.array_equal(digits.call("load_split", "test")[1], other.call("load_split", "test")[1])
 
 
-def test_digits_unknown_split_is_a_build_error(digits) -> None:
+def test_digits_unknown_split_is_a_build_error(digits: Entry) -> None:
     with pytest.raises(BuildError, match="split=train or split=test"):
         digits.call("load_split", "val")
 
 
 @pytest.mark.parametrize("split, count", [("test", 450), ("train", 1347)])
-def test_digits_preprocessing(digits, tmp_path: Path, split: str, count: int) -> None:
-    entry = build_recipe("preprocessed_dataset", tmp_path / "p", "digits", {"dataset": digits}, split=split)
+def test_digits_preprocessing(digits: Entry, split: str, count: int) -> None:
+    entry = build(f"dataset,preprocessed,digits,split={split}")
+    assert entry.dep("dataset").path == digits.path  # the cached original, not a second one
     images, labels = entry.call("load_arrays")
     assert isinstance(images, np.memmap) and images.shape == (count, 1, 8, 8)
     assert images.dtype == np.float32 and labels.dtype == np.int64 and entry.results["count"] == count
@@ -89,21 +124,25 @@ def test_digits_preprocessing(digits, tmp_path: Path, split: str, count: int) ->
     assert abs(float(images.mean())) < 0.05 and abs(float(images.std()) - 1) < 0.05
 
 
-def test_preprocessing_takes_the_first_n(digits, tmp_path: Path) -> None:
-    entry = build_recipe("preprocessed_dataset", tmp_path / "p", "digits", {"dataset": digits}, dataset_size=7)
+def test_preprocessing_takes_the_first_n(digits: Entry) -> None:
+    entry = build("dataset,preprocessed,digits,dataset_size=7")
     images, labels = entry.call("load_arrays", False)
     assert images.shape == (7, 1, 8, 8) and not isinstance(images, np.memmap)
+    assert entry.params["split"] == "test"
     assert np.array_equal(labels, digits.call("load_split", "test")[1][:7])
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"dataset_size": 451}, "from 1 to 450"),
-    ({"dataset_size": 0}, "from 1 to 450"),
-    ({"split": "val"}, "split=train or split=test"),
+@pytest.mark.parametrize("settings, message", [
+    ("dataset_size=451", "from 1 to 450"),
+    ("dataset_size=0", "from 1 to 450"),
+    ("split=val", "split=train or split=test"),
 ])
-def test_preprocessing_bad_parameters(digits, tmp_path: Path, overrides: dict, message: str) -> None:
-    with pytest.raises(BuildError, match=message):
-        build_recipe("preprocessed_dataset", tmp_path / "p", "digits", {"dataset": digits}, **overrides)
+def test_preprocessing_bad_parameters(collection: Path, settings: str, message: str) -> None:
+    query = f"dataset,preprocessed,digits,{settings}"
+    with pytest.raises(BuildError, match=rf"^building preprocessed_dataset\S* failed: .*{message}.*; log: ") as caught:
+        build(query)
+    assert message in Path(log_path_of(caught.value) or "").read_text()
+    assert axq.list_entries(query) == []  # nothing kept
 
 
 # ---- IDX parser and Fashion-MNIST ----
@@ -116,7 +155,7 @@ def write_idx(path: Path, magic: int, array: np.ndarray) -> Path:
 
 
 def test_idx_parser_reads_images_and_labels(tmp_path: Path) -> None:
-    fashion = load_code("dataset_fashion_mnist")
+    fashion = load_code(str(FASHION_CODE))
     images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     labels = np.array([7, 0, 9], dtype=np.uint8)
     assert np.array_equal(fashion.read_idx(write_idx(tmp_path / "i.gz", 2051, images), 2051), images)
@@ -124,7 +163,7 @@ def test_idx_parser_reads_images_and_labels(tmp_path: Path) -> None:
 
 
 def test_idx_parser_rejects_bad_files(tmp_path: Path) -> None:
-    fashion = load_code("dataset_fashion_mnist")
+    fashion = load_code(str(FASHION_CODE))
     labels = write_idx(tmp_path / "l.gz", 2049, np.zeros(5))
     with pytest.raises(BuildError, match="magic number 2049, expected 2051"):
         fashion.read_idx(labels, 2051)
@@ -139,21 +178,22 @@ def test_idx_parser_rejects_bad_files(tmp_path: Path) -> None:
 
 
 def test_fashion_mnist_missing_everywhere_says_how_to_provide_it(tmp_path: Path, monkeypatch) -> None:
-    fashion = load_code("dataset_fashion_mnist")
+    fashion = load_code(str(FASHION_CODE))  # the module the kernel builds with
     monkeypatch.setattr(fashion, "SYSTEM_DIR", tmp_path / "none")
     monkeypatch.setattr(fashion, "download", lambda folder, log: False)
+    fresh = tmp_path / "wc"  # the module's collection may hold a built Fashion-MNIST
     with pytest.raises(BuildError, match=r"apt install dataset-fashion-mnist.*fashion_mnist_dir="):
-        fashion.find_dir(None, tmp_path / "dl", print)
+        build("dataset,original,fashion_mnist", fresh)
     with pytest.raises(BuildError, match=r"lacks train-images-idx3-ubyte\.gz"):
-        fashion.find_dir(str(tmp_path), tmp_path / "dl", print)
+        build(f"dataset,original,fashion_mnist,fashion_mnist_dir={tmp_path}", fresh)
 
 
 @pytest.fixture(scope="module")
-def fashion(tmp_path_factory: pytest.TempPathFactory):
-    return build_recipe("dataset_fashion_mnist", tmp_path_factory.mktemp("f") / "fashion")
+def fashion(collection: Path) -> Entry:
+    return build("dataset,original,fashion_mnist")
 
 
-def test_fashion_mnist_from_the_debian_package(fashion) -> None:
+def test_fashion_mnist_from_the_debian_package(fashion: Entry) -> None:
     assert fashion.results["source_dir"] == str(FASHION_DIR)
     for split, count in (("train", 60000), ("test", 10000)):
         images, labels = fashion.call("load_split", split)
@@ -163,8 +203,9 @@ def test_fashion_mnist_from_the_debian_package(fashion) -> None:
         assert images.min() == 0.0 and images.max() == 1.0
 
 
-def test_fashion_mnist_preprocessing(fashion, tmp_path: Path) -> None:
-    entry = build_recipe("preprocessed_dataset", tmp_path / "p", "fashion_mnist", {"dataset": fashion})
+def test_fashion_mnist_preprocessing(fashion: Entry) -> None:
+    entry = build("dataset,preprocessed,fashion_mnist")
+    assert entry.dep("dataset").path == fashion.path
     images, labels = entry.call("load_arrays")
     assert images.shape == (10000, 1, 28, 28) and images.dtype == np.float32 and len(labels) == 10000
     assert abs(float(images.mean())) < 0.05 and abs(float(images.std()) - 1) < 0.05
@@ -174,12 +215,12 @@ def test_fashion_mnist_preprocessing(fashion, tmp_path: Path) -> None:
 
 def test_imagenet_registers_the_folder(tmp_path: Path) -> None:
     folder = make_imagenet_dir(tmp_path, 5)
-    entry = build_recipe("dataset_imagenet", tmp_path / "e", imagenet_dir=str(folder))
+    entry = build(f"dataset,original,imagenet,imagenet_dir={folder}")
     items = entry.call("list_images")
     assert entry.results["count"] == 5 and len(items) == 5
     assert items[0][0] == folder / "ILSVRC2012_val_00000001.JPEG" and items[0][0].is_file()
     assert all(0 <= label < 1000 for _, label in items)
-    assert not list((tmp_path / "e").glob("*.JPEG"))
+    assert not list(entry.path.glob("*.JPEG"))
 
 
 def break_missing_dir(folder: Path) -> Path:
@@ -211,19 +252,14 @@ def break_a_line(folder: Path) -> Path:
 def test_imagenet_validation_errors(tmp_path: Path, damage, message: str) -> None:
     folder = damage(make_imagenet_dir(tmp_path, 3))
     with pytest.raises(BuildError, match=message):
-        build_recipe("dataset_imagenet", tmp_path / "e", imagenet_dir=str(folder))
-
-
-def build_imagenet(tmp_path: Path, n: int, **overrides) -> tuple:
-    """Build an n-image ImageNet folder's original and preprocessed entries."""
-    folder = make_imagenet_dir(tmp_path, n)
-    original = build_recipe("dataset_imagenet", tmp_path / "o", imagenet_dir=str(folder))
-    return original, build_recipe("preprocessed_dataset", tmp_path / "p", "imagenet",
-                                  {"dataset": original}, imagenet_dir=str(folder), **overrides)
+        build(f"dataset,original,imagenet,imagenet_dir={folder}")
 
 
 def test_imagenet_preprocessing_shape_and_first_n(tmp_path: Path) -> None:
-    original, entry = build_imagenet(tmp_path, 4, dataset_size=3)
+    folder = make_imagenet_dir(tmp_path, 4)
+    entry = build(f"dataset,preprocessed,imagenet,imagenet_dir={folder},dataset_size=3")
+    original = entry.dep("dataset")
+    assert original.results["count"] == 4 and entry.results["count"] == 3
     images, labels = entry.call("load_arrays")
     assert images.shape == (3, 3, 224, 224) and images.dtype == np.float32
     assert labels.tolist() == [label for _, label in original.call("list_images")[:3]]
@@ -232,7 +268,7 @@ def test_imagenet_preprocessing_shape_and_first_n(tmp_path: Path) -> None:
 
 def test_imagenet_resize_and_centre_crop(tmp_path: Path) -> None:
     """A 512x320 image: resized to 409x256, its central 224x224 is red, the rest blue."""
-    pre = load_code("preprocessed_dataset")
+    pre = load_code(str(PREPROCESS_CODE))
     pixels = np.zeros((320, 512, 3), dtype=np.uint8)
     pixels[..., 2] = 255
     pixels[:, 116:396, 0], pixels[:, 116:396, 2] = 255, 0  # 280 wide = 224 * 320 / 256
