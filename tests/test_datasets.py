@@ -281,3 +281,21 @@ def test_imagenet_resize_and_centre_crop(tmp_path: Path) -> None:
     assert np.allclose(out[:, 112, 112], red, atol=1e-4)
     tall = pre.centre_crop(Image.new("RGB", (256, 301)), 224)
     assert tall.size == (224, 224)
+
+
+def test_fashion_mnist_download_is_recorded_inside_the_entry(tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    fashion = load_code(str(FASHION_CODE))
+    monkeypatch.setattr(fashion, "SYSTEM_DIR", tmp_path / "none")
+
+    def fake_download(folder: Path, log) -> bool:  # stands in for the network: copies the real files
+        folder.mkdir(parents=True)
+        for name in FASHION_DIR.iterdir():
+            shutil.copy(name, folder / name.name)
+        return True
+
+    monkeypatch.setattr(fashion, "download", fake_download)
+    entry = build("dataset,original,fashion_mnist", tmp_path / "wc")
+    assert entry.results["source_dir"] == "download"
+    assert (entry.path / "download" / "t10k-labels-idx1-ubyte.gz").is_file()

@@ -38,7 +38,9 @@ def build(ctx: Any) -> dict:
         np.save(ctx.path / f"{split}_images.npy", images)
         np.save(ctx.path / f"{split}_labels.npy", labels.astype(np.int64))
     ctx.log(f"fashion_mnist: read from {folder}")
-    return {"source_dir": str(folder), "train_count": COUNTS["train"],
+    # A download lands inside this (still temporary) entry: record it relative to the entry.
+    source = "download" if folder == ctx.path / "download" else str(folder)
+    return {"source_dir": source, "train_count": COUNTS["train"],
             "test_count": COUNTS["test"], "num_classes": 10}
 
 

@@ -10,7 +10,6 @@ entry as `weights.pt`.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +20,30 @@ NETWORK_TIMEOUT_S = 3.0
 
 
 def build(ctx: Any) -> dict:
-    """Find the weights, check they fit resnet50, and link them into the entry."""
+    """Find the weights, check they fit resnet50, and copy them into the entry.
+
+    A copy, not a link: a user who later rewrites the file in place must not change an
+    entry already built from it. Its SHA-256 is kept so that a user can tell which weights
+    an entry holds (the identity names the path, not the content).
+    """
+    import shutil
+
     source = find_weights(ctx.params["weights_path"], ctx.log)
     check_weights(source)
-    link_or_copy(source, ctx.path / WEIGHTS)
+    shutil.copyfile(source, ctx.path / WEIGHTS)
     ctx.log(f"resnet50: weights from {source}")
-    return {"weights_source": str(source)}
+    return {"weights_source": str(source), "weights_sha256": file_sha256(ctx.path / WEIGHTS)}
+
+
+def file_sha256(path: Path) -> str:
+    """Return the SHA-256 of a file, read in chunks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def load_model(entry: Any, device: str = "cpu") -> Any:
@@ -133,11 +150,3 @@ def first_line(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def link_or_copy(source: Path, target: Path) -> None:
-    """Hard-link source to target, copying where a link is impossible."""
-    import shutil
-
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
