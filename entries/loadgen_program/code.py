@@ -71,16 +71,17 @@ def build(ctx: Any) -> dict:
     params = ctx.params
     check_params(params)
     _, labels = ctx.deps["preprocessed"].call("load_arrays")
-    settings, calibrate = conf_plan(params, len(labels))
+    refs = reference_runs(params) if params["loadgen_compliance_test"] else {}
+    settings, calibrate = reference_plan(params, refs) if refs else conf_plan(params, len(labels))
     write_user_conf(ctx.path / "user.conf", params, settings)
     config = child_config(ctx, settings, calibrate, len(labels))
     (ctx.path / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
-    if params["loadgen_compliance_test"]:
+    if refs:
         write_audit_config(ctx.path, params)
     run_child(ctx, params["loadgen_timeout_s"])
     results = collect_results(ctx.path, params, labels)
-    if params["loadgen_compliance_test"]:
-        results["compliance"] = verify_compliance(ctx, params)
+    if refs:
+        results["compliance"] = verify_compliance(ctx, params, refs)
     return results
 
 
@@ -379,10 +380,20 @@ def reference_runs(params: dict) -> dict[str, Any]:
             for mode in MODES}
 
 
-def verify_compliance(ctx: Any, params: dict) -> dict:
+def reference_plan(params: dict, refs: dict[str, Any]) -> tuple[dict[str, float], list[str]]:
+    """Return the reference performance run's user.conf values (timed targets included), none to time.
+
+    A compliance run must run as its reference did: the same targets, counts and
+    durations, not targets timed afresh (which differ from process to process).
+    """
+    text = (refs["PerformanceOnly"].path / "user.conf").read_text(encoding="utf-8")
+    parsed = user_conf_module().parse(text)
+    return {key: value for (_, _, key), value in parsed.items()}, []
+
+
+def verify_compliance(ctx: Any, params: dict, refs: dict[str, Any]) -> dict:
     """Verify this compliance run against its reference runs; write the verify_*.txt files here."""
     test, compliance = params["loadgen_compliance_test"], compliance_module()
-    refs = reference_runs(params)
     accuracy, performance = refs["AccuracyOnly"].path, refs["PerformanceOnly"].path
     if test == "TEST01":
         found = compliance.verify_test01(ctx.path, accuracy, performance, ctx.path)

@@ -7,8 +7,13 @@ Paths follow mlcommons/inference tools/submission/submission_checker/constants.p
   accuracy; compliance/{system}/{benchmark}/{scenario}/TEST0x; measurements/{system}/
   {benchmark}/{scenario}/ holds user.conf, README.md and `{system}_{scenario}.json`;
   the code lives in code/{benchmark}.
-- "v6.0" and later: everything of a scenario under results/{system}/{benchmark}/
+- "v6.0" and "v6.1": everything of a scenario under results/{system}/{benchmark}/
   {scenario}/ (TEST0x, measurements.json, user.conf, README.md); code in src/{benchmark}.
+
+The default is v6.1: the mlcommons-loadgen 6.0.17 wheel's embedded mlperf.conf carries the
+RNG seeds that the checker's v6.1 config expects (qsl 2085463073848966840, sample index
+2747215439041700203, schedule 16159082839903944936); its v5.1 and v6.0 configs expect
+other seeds, so runs with this wheel pass the seed check only as v6.1 (`--version v6.1`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-LAYOUTS = ("v5.1", "v6.0")
+LAYOUTS = ("v5.1", "v6.0", "v6.1")
 PERF_FILES = ("mlperf_log_summary.txt", "mlperf_log_detail.txt")
 ACC_LOG = "mlperf_log_accuracy.json"
 # Benchmarks the closed division knows (constants.py MODEL_CONFIG, v5.1 and v6.0 models).
@@ -54,6 +59,7 @@ class RunSpec:
     compliance: dict[str, Path] = field(default_factory=dict)
     measurements: dict[str, Any] = field(default_factory=dict)
     mlperf_model: str | None = None  # the official benchmark an open-division model maps to
+    notes: str = ""  # said in the scenario's README (division, kind of run)
 
 
 def _truncate() -> Any:
@@ -126,7 +132,8 @@ def write_measurements(run: RunSpec, target: Path, layout: str, system: str) -> 
 
 def readme(run: RunSpec) -> str:
     """Return a scenario README: what ran and the command that reproduces it."""
-    return (f"# {run.benchmark} {run.scenario}\n\nProduced with axq. To reproduce:\n\n"
+    notes = f"{run.notes}\n\n" if run.notes else ""
+    return (f"# {run.benchmark} {run.scenario}\n\n{notes}Produced with axq. To reproduce:\n\n"
             f"```\n{run.reproduce}\n```\n")
 
 
@@ -152,7 +159,7 @@ def write_code_readmes(root: Path, layout: str, runs: list[RunSpec]) -> None:
 
 
 def write_submission_tree(out_dir: Path, division: str, submitter: str, system: str,
-                          runs: list[RunSpec], system_json: dict, layout: str = "v5.1") -> Path:
+                          runs: list[RunSpec], system_json: dict, layout: str = "v6.1") -> Path:
     """Write the submission tree under out_dir and return its {division}/{submitter} directory."""
     from axq.errors import BuildError
 

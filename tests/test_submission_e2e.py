@@ -1,0 +1,90 @@
+"""End to end: `axq.byquery("mlperf_submission,...")` on digits builds every run and the tree.
+
+One module-scoped build (dataset, trained model, accuracy, performance, TEST01 and TEST04
+runs, all short `loadgen_execution=test` SingleStream runs with real LoadGen), then checks
+on the tree it wrote. SingleStream, because the TEST01/TEST04 performance margins (10%)
+hold for per-query latency on a shared CPU; Offline throughput of a tiny model in 1 s runs
+swings by more than that from run to run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import axq
+from axq.entry import Entry
+
+QUERY = ("mlperf_submission,submitter=axq-ci,system=ci-box,division=open,loadgen_execution=test,"
+         "scenarios=SingleStream,benchmark_query='classified_digits,num_threads=1'")
+SCENARIO = "open/axq-ci/results/ci-box/digits/SingleStream"
+# Files the official checker opens for one open-division scenario in the v6.1 layout:
+# mlcommons/inference tools/submission/submission_checker (commit b66003e, 2026-08),
+# constants.py PERFORMANCE_LOG_PATH, PERFORMANCE_SUMMARY_PATH, ACCURACY_LOG_PATH,
+# ACCURACY_RESULT_PATH, ACCURACY_JSON_PATH, MEASUREMENTS_PATH, TEST01_PERF_PATH,
+# TEST01_ACC_PATH, TEST04_PERF_PATH, SYSTEM_PATH, SRC_PATH, REQUIRED_MEASURE_FILES,
+# REQUIRED_COMP_PER_FILES; plus TEST01's accuracy/ (compliance_check.py).
+REQUIRED = [f"{SCENARIO}/{name}" for name in (
+    "performance/run_1/mlperf_log_summary.txt", "performance/run_1/mlperf_log_detail.txt",
+    "accuracy/mlperf_log_detail.txt", "accuracy/mlperf_log_summary.txt", "accuracy/accuracy.txt",
+    "accuracy/mlperf_log_accuracy.json", "measurements.json", "user.conf", "README.md",
+    "TEST01/verify_accuracy.txt", "TEST01/verify_performance.txt",
+    "TEST01/performance/run_1/mlperf_log_detail.txt", "TEST01/performance/run_1/mlperf_log_summary.txt",
+    "TEST01/accuracy/accuracy.txt", "TEST01/accuracy/mlperf_log_accuracy.json",
+    "TEST04/verify_performance.txt", "TEST04/performance/run_1/mlperf_log_detail.txt",
+    "TEST04/performance/run_1/mlperf_log_summary.txt")] + [
+    "open/axq-ci/systems/ci-box.json", "open/axq-ci/src/digits/README.md"]
+
+
+@pytest.fixture(scope="module")
+def submission(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Entry]:
+    """Build the submission once in a private work collection (the real entries/)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AXQ_WORK_COLLECTION", str(tmp_path_factory.mktemp("wc")))
+        patch.delenv("AXQ_ENTRIES", raising=False)
+        yield axq.byquery(QUERY)
+
+
+def test_tree_has_every_file_the_checker_requires(submission: Entry) -> None:
+    root = Path(submission.get("submission_path"))
+    missing = [name for name in REQUIRED if not (root / name).is_file() or not (root / name).stat().st_size]
+    assert missing == []
+
+
+def test_honest_sut_passes_test01_and_test04(submission: Entry) -> None:
+    assert submission.results["compliance"] == {"SingleStream/TEST01": "PASS", "SingleStream/TEST04": "PASS"}
+    scenario = Path(submission.get("submission_path")) / SCENARIO
+    assert (scenario / "TEST01" / "verify_accuracy.txt").read_text().rstrip().endswith("TEST PASS")
+    for test in ("TEST01", "TEST04"):
+        assert (scenario / test / "verify_performance.txt").read_text().rstrip().endswith("TEST PASS")
+
+
+def test_compliance_runs_answer_compliance_result(submission: Entry) -> None:
+    for test in ("TEST01", "TEST04"):
+        run = axq.byquery("loadgen_output,classified_digits,loadgen_scenario=SingleStream,num_threads=1,"
+                          f"loadgen_mode=PerformanceOnly,loadgen_compliance_test={test}")
+        assert run.get("compliance_result") == "PASS"
+        assert (run.path / "audit.config").is_file() and (run.path / "verify_performance.txt").is_file()
+
+
+def test_accuracy_log_is_truncated_with_the_full_logs_hash(submission: Entry) -> None:
+    import hashlib
+
+    accuracy = Path(submission.get("submission_path")) / SCENARIO / "accuracy"
+    full = axq.byquery("loadgen_output,classified_digits,loadgen_scenario=SingleStream,num_threads=1,"
+                       "loadgen_mode=AccuracyOnly").path / "mlperf_log_accuracy.json"
+    digest = hashlib.sha256(full.read_bytes()).hexdigest()
+    assert (accuracy / "accuracy.txt").read_text().endswith(f"\nhash={digest}\n")
+    assert (accuracy / "mlperf_log_accuracy.json").stat().st_size == 4096 * 2 + len("\n\n...\n\n")
+
+
+def test_readme_says_open_division_and_how_to_reproduce(submission: Entry) -> None:
+    root = Path(submission.get("submission_path"))
+    readme = (root / SCENARIO / "README.md").read_text()
+    assert "Open division" in readme and "axq byquery mlperf_submission," in readme
+    assert not (root / "open/axq-ci/model_mapping.json").exists()
+    system = json.loads((root / "open/axq-ci/systems/ci-box.json").read_text())
+    assert (system["division"], system["submitter"], system["system_name"]) == ("open", "axq-ci", "ci-box")
