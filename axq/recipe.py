@@ -109,6 +109,18 @@ def _check_strings(name: str, where: str, items: Any) -> None:
             raise ManifestError(name, where, f"expected strings, found {json.dumps(item)}")
 
 
+SCALARS = (type(None), bool, int, float, str)
+
+
+def _check_values(name: str, where: str, values: dict) -> None:
+    """Raise ManifestError for a parameter value a query cannot write: only scalars and lists."""
+    for key, value in values.items():
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(item, SCALARS) for item in items):
+            raise ManifestError(name, f"{where}.{key}", f"expected a number, string, bool, null or a list of "
+                                f"those (a query must be able to state it), found {json.dumps(value)[:60]}")
+
+
 def _producer(recipe: Recipe, index: int, data: Any, shared: dict) -> Producer:
     """Check one producer rule and build it."""
     where = f"producers[{index}]"
@@ -118,6 +130,8 @@ def _producer(recipe: Recipe, index: int, data: Any, shared: dict) -> Producer:
     for key in ("tags", "required"):
         _check_strings(recipe.name, f"{where}.{key}", data.get(key, []))
     _check_strings(recipe.name, f"{where}.deps", data.get("deps", {}).values())
+    for key in ("params", "defaults"):
+        _check_values(recipe.name, f"{where}.{key}", data.get(key, {}))
     return Producer(
         recipe=recipe,
         index=index,
@@ -138,6 +152,7 @@ def read_recipe(path: Path) -> Recipe:
     except json.JSONDecodeError as error:
         raise ManifestError(name, RECIPE_FILE, f"not valid JSON: {error}") from None
     _check_fields(name, data, RECIPE_FIELDS, "")
+    _check_values(name, "defaults", data.get("defaults", {}))
     if "version" not in data or not data.get("producers"):
         raise ManifestError(name, "version" if "version" not in data else "producers", "required")
     for key in ("getters", "name_params", "packages"):

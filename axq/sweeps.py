@@ -128,7 +128,9 @@ def plot(rows: list[Row], x: str, getters: list[str], path: str, title: str = ""
     for ax, getter in zip(axes[:, 0], shown, strict=True):
         _plot_one(ax, rows, x, getter)
     axes[-1, 0].set_xlabel(x)
-    fig.suptitle(title, fontsize=9)
+    import textwrap
+
+    fig.suptitle(textwrap.fill(title, 100), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -272,3 +272,73 @@ def test_harness_baseline_times_the_bare_model_in_the_test_process(code: Any, de
     assert sut["harness_efficiency"] == round(results["performance"] / sut["bare_samples_per_s"], 4)
     assert 0 < sut["sut_busy_s"] <= sut["test_wall_s"]
     assert sut["samples"] >= results["summary"]["samples_per_query"]
+
+
+# ----------------------------------------------------------------------------- valid runs, compliance
+
+OFFICIAL_SEEDS = (2085463073848966840, 2747215439041700203, 16159082839903944936)  # wheel 6.0.17's mlperf.conf
+LOAD_SETTINGS = '''
+import json, sys
+import mlperf_loadgen as lg
+s = lg.TestSettings()
+assert s.FromConfig(sys.argv[1], sys.argv[2], sys.argv[3]) == 0
+print(json.dumps([s.min_duration_ms, s.min_query_count, s.qsl_rng_seed, s.sample_index_rng_seed,
+                  s.schedule_rng_seed, s.performance_sample_count_override, s.offline_expected_qps]))
+'''
+
+
+def resolved(**params: Any) -> dict:
+    """Return the recipe's resolved parameters for digits with params on top."""
+    recipe = json.loads((RECIPE / "recipe.json").read_text())
+    producer = recipe["producers"][0]
+    return {**recipe["defaults"], **producer["defaults"], **producer["params"], **params}
+
+
+def loadgen_settings(conf: Path, model: str, scenario: str) -> list:
+    """Return what LoadGen makes of mlperf.conf plus this user.conf, in a fresh process."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", LOAD_SETTINGS, str(conf), model, scenario],
+                         capture_output=True, text=True, check=True, timeout=60)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("model, size, count", [("small_cnn", 450, 450), ("resnet50", 50_000, 1024)])
+def test_valid_run_keeps_mlperf_conf_durations_and_seeds(code: Any, tmp_path: Path, model: str, size: int,
+                                                         count: int) -> None:
+    params = resolved(loadgen_execution="valid", loadgen_mode="PerformanceOnly", loadgen_target_qps=500,
+                      model_name=model)
+    settings, calibrate = code.conf_plan(params, size)
+    assert settings == {"performance_sample_count_override": count, "target_qps": 500} and calibrate == []
+    code.write_user_conf(tmp_path / "user.conf", params, settings)
+    minimum = 24576 if model == "resnet50" else 100  # mlperf.conf: resnet50.Offline.min_query_count, *.*
+    assert loadgen_settings(tmp_path / "user.conf", model, "Offline") == [600000, minimum, *OFFICIAL_SEEDS,
+                                                                         count, 500.0]
+
+
+def test_valid_run_times_missing_targets_and_leaves_resnet50_server_latency_to_mlperf_conf(code: Any) -> None:
+    params = resolved(loadgen_execution="valid", loadgen_scenario="Server", model_name="resnet50")
+    assert code.conf_plan(params, 50_000) == ({"performance_sample_count_override": 1024}, ["target_qps"])
+    params["model_name"] = "small_cnn"
+    assert code.conf_plan(params, 450)[1] == ["target_qps", "target_latency"]
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"loadgen_execution": "valid", "loadgen_duration_s": 5}, "loadgen_duration_s=5 shortens the run"),
+    ({"loadgen_execution": "valid", "loadgen_duration_s": None, "loadgen_query_count": 10},
+     "loadgen_query_count=10 shortens the run"),
+    ({"loadgen_execution": "official"}, "loadgen_execution=official is not known"),
+    ({"loadgen_compliance_test": "TEST05"}, "loadgen_compliance_test=TEST05 is not known"),
+    ({"loadgen_compliance_test": "TEST01"}, "runs in PerformanceOnly mode"),
+])
+def test_non_compliant_parameters_are_build_errors(code: Any, params: dict, message: str) -> None:
+    with pytest.raises(BuildError, match=message):
+        code.check_params(resolved(**params))
+
+
+def test_compliance_result_getter(code: Any) -> None:
+    entry = SimpleNamespace(results={**PERFORMANCE, "compliance": {"test": "TEST04", "result": "PASS"}})
+    assert code.compliance_result(entry) == "PASS"
+    with pytest.raises(GetterError, match="loadgen_compliance_test=TEST01"):
+        code.compliance_result(SimpleNamespace(results=PERFORMANCE))

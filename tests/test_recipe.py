@@ -26,6 +26,9 @@ GOOD = {"version": 1, "producers": [{"tags": ["t"]}]}
         ({**GOOD, "producers": [{"tags": ["t"], "bild": "x"}]}, "producers[0].bild", "unknown key"),
         ({**GOOD, "producers": ["t"]}, "producers[0]", "expected an object"),
         ({**GOOD, "getters": [3]}, "getters", "expected strings"),
+        ({**GOOD, "defaults": {"overrides": {}}}, "defaults.overrides", "a query must be able to state it"),
+        ({**GOOD, "producers": [{"tags": ["t"], "params": {"x": [{"a": 1}]}}]}, "producers[0].params.x",
+         "a list of those"),
     ],
 )
 def test_bad_manifests_are_named(tmp_path, manifest, field, fragment):

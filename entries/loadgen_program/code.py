@@ -17,7 +17,7 @@ query counts and RNG seeds apply; anything that would shorten it is a BuildError
 Compliance tests (`loadgen_compliance_test=TEST01|TEST04`, PerformanceOnly runs): the
 build writes the test's audit.config (entries/mlperf_submission/compliance.py) into the
 entry directory, where the LoadGen child reads it, then verifies the run against its
-reference runs, which it asks axq for (`axq.byquery`, built if missing): the same
+reference runs, which it asks axq for (`ctx.byquery`, built if missing; recorded as used): the same
 parameters with no compliance test, in AccuracyOnly (TEST01) and PerformanceOnly mode.
 The verdict is the `compliance_result` getter (PASS/FAIL); verify_accuracy.txt (TEST01)
 and verify_performance.txt sit in the entry as the submission checker expects them. The
@@ -71,7 +71,7 @@ def build(ctx: Any) -> dict:
     params = ctx.params
     check_params(params)
     _, labels = ctx.deps["preprocessed"].call("load_arrays")
-    refs = reference_runs(params) if params["loadgen_compliance_test"] else {}
+    refs = reference_runs(ctx) if params["loadgen_compliance_test"] else {}
     settings, calibrate = reference_plan(params, refs) if refs else conf_plan(params, len(labels))
     write_user_conf(ctx.path / "user.conf", params, settings)
     config = child_config(ctx, settings, calibrate, len(labels))
@@ -216,7 +216,7 @@ def valid_plan(params: dict, dataset_size: int) -> tuple[dict[str, float], list[
 
 # Early stopping needs at least this many queries at the 90th and 99th percentile (the
 # minimums mlperf.conf itself sets for SingleStream/Server are far larger: a full run).
-MIN_QUERIES = {"SingleStream": 64, "MultiStream": 662, "Server": 64, "Offline": 1}
+MIN_QUERIES = {"SingleStream": 64, "MultiStream": 662, "Server": 662, "Offline": 1}
 
 
 def query_counts(params: dict) -> dict[str, float]:
@@ -369,14 +369,13 @@ def write_audit_config(path: Path, params: dict) -> None:
     compliance_module().write_audit_config(params["loadgen_compliance_test"], path, params["model_name"], "*")
 
 
-def reference_runs(params: dict) -> dict[str, Any]:
+def reference_runs(ctx: Any) -> dict[str, Any]:
     """Return the reference runs of a compliance run (built if missing): accuracy and performance."""
-    import axq
-
+    params = ctx.params
     tag = f"classified_{params['dataset_name']}"
     fixed = {"framework", "dataset_name", "loadgen_compliance_test", "loadgen_mode"}
     same = {k: v for k, v in params.items() if k not in fixed}
-    return {mode: axq.byquery(f"loadgen_output,{tag},loadgen_mode={mode}", overrides=same)
+    return {mode: ctx.byquery(f"loadgen_output,{tag},loadgen_mode={mode}", overrides=same)
             for mode in MODES}
 
 
@@ -520,6 +519,11 @@ def target_text(found: dict) -> str:
         if key in summary:
             return f"{summary[key]} {unit}"
     return "unknown"
+
+
+def latency_p99_ns(entry: Any) -> float:
+    """Return the 99th percentile latency in ns of a performance run (any scenario)."""
+    return performance_results(entry)["summary"]["99.00 percentile latency (ns)"]
 
 
 def result_valid(entry: Any) -> bool:

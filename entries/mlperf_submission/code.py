@@ -1,6 +1,6 @@
 """Gather cached LoadGen runs into an MLPerf submission tree under the entry's `submission/`.
 
-For each scenario it asks axq (`axq.byquery`, building what is missing) for an accuracy
+For each scenario it asks axq (`ctx.byquery`, building what is missing) for an accuracy
 run, a performance run and one run per compliance test (`loadgen_compliance_test=TEST01|
 TEST04` on the loadgen program, which verifies itself against the same two reference runs
 and holds its verify_*.txt), checks the compliance runs used those very references, and
@@ -34,19 +34,18 @@ def _split(value: Any) -> list[str]:
     return [str(item).strip() for item in items if str(item).strip()]
 
 
-def _run(params: dict, scenario: str, extra: str) -> Any:
-    """Return the loadgen output entry of one run, built if missing."""
-    import axq
-
-    return axq.byquery(f"loadgen_output,{params['benchmark_query']},loadgen_scenario={scenario},"
+def _run(ctx: Any, scenario: str, extra: str) -> Any:
+    """Return the loadgen output entry of one run, built if missing (recorded as used)."""
+    params = ctx.params
+    return ctx.byquery(f"loadgen_output,{params['benchmark_query']},loadgen_scenario={scenario},"
                        f"loadgen_execution={params['loadgen_execution']},{extra}")
 
 
-def compliance_run(params: dict, scenario: str, test: str, accuracy: Any, performance: Any) -> Path:
+def compliance_run(ctx: Any, scenario: str, test: str, accuracy: Any, performance: Any) -> Path:
     """Return the directory of a verified compliance run made against these reference runs."""
     from axq.errors import BuildError
 
-    run = _run(params, scenario, f"loadgen_mode=PerformanceOnly,loadgen_compliance_test={test}")
+    run = _run(ctx, scenario, f"loadgen_mode=PerformanceOnly,loadgen_compliance_test={test}")
     found = run.get("compliance")
     used = (found["reference_accuracy"], found["reference_performance"])
     if used != (accuracy.name, performance.name):
@@ -58,9 +57,9 @@ def compliance_run(params: dict, scenario: str, test: str, accuracy: Any, perfor
 def run_spec(ctx: Any, scenario: str) -> Any:
     """Build (or reuse) the runs of one scenario and return its RunSpec."""
     params = ctx.params
-    accuracy = _run(params, scenario, "loadgen_mode=AccuracyOnly")
-    performance = _run(params, scenario, "loadgen_mode=PerformanceOnly")
-    compliance = {test: compliance_run(params, scenario, test, accuracy, performance)
+    accuracy = _run(ctx, scenario, "loadgen_mode=AccuracyOnly")
+    performance = _run(ctx, scenario, "loadgen_mode=PerformanceOnly")
+    compliance = {test: compliance_run(ctx, scenario, test, accuracy, performance)
                   for test in _split(params["compliance_tests"])}
     ctx.log(f"{scenario}: accuracy {accuracy.name}, performance {performance.name}")
     return _sibling("layout").RunSpec(
