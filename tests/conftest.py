@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,20 @@ def work(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("AXQ_WORK_COLLECTION", str(collection))
     monkeypatch.setenv("AXQ_ENTRIES", str(TOY_RECIPES))
     return collection
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point axq at a work collection shared by one test module, with the shipped recipes only.
+
+    Module-scoped: the digits chain (dataset, preprocessing, training) is built once per
+    module that asks for it.
+    """
+    root = tmp_path_factory.mktemp("shared") / "wc"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AXQ_WORK_COLLECTION", str(root))
+        patch.delenv("AXQ_ENTRIES", raising=False)
+        yield root
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import json
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,14 +36,7 @@ PREPROCESS_CODE = ENTRIES / "preprocessed_dataset" / "code.py"
 QUIET = Reporter("quiet")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def collection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Point axq at a work collection shared by this module's tests (built-in recipes only)."""
-    root = tmp_path_factory.mktemp("datasets") / "wc"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AXQ_WORK_COLLECTION", str(root))
-        patch.delenv("AXQ_ENTRIES", raising=False)
-        yield root
+pytestmark = pytest.mark.usefixtures("collection")  # the shared collection of tests/conftest.py
 
 
 def build(query: str, work_collection: Path | None = None) -> Entry:

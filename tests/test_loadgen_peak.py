@@ -6,7 +6,7 @@ and bisection are also checked against fixed capacities (a table), which needs n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,16 +21,6 @@ PEAK = "loadgen_output,classified_digits,framework=pytorch,loadgen_mode=FindPeak
 # A short search: 500, 1000, 2000 (the cap) unless one of them is INVALID on this machine.
 SMALL = f"{PEAK},loadgen_scenario=Server,peak_start_qps=500,peak_max_qps=2000,peak_tolerance=0.25"
 QUIET = Reporter("quiet")
-
-
-@pytest.fixture(scope="module")
-def collection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Point axq at a work collection shared by this module's tests (built-in recipes only)."""
-    root = tmp_path_factory.mktemp("peak") / "wc"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AXQ_WORK_COLLECTION", str(root))
-        patch.delenv("AXQ_ENTRIES", raising=False)
-        yield root
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,16 +23,6 @@ from tests.imagenet_fixture import make_imagenet_dir, make_resnet50_weights
 
 DIGITS = "loadgen_output,classified_digits,framework=pytorch"
 QUIET = Reporter("quiet")
-
-
-@pytest.fixture(scope="module")
-def collection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Point axq at a work collection shared by this module's tests (built-in recipes only)."""
-    root = tmp_path_factory.mktemp("mlperf") / "wc"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AXQ_WORK_COLLECTION", str(root))
-        patch.delenv("AXQ_ENTRIES", raising=False)
-        yield root
 
 
 def axq_cli(*args: str) -> subprocess.CompletedProcess:

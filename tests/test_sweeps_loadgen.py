@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,16 +19,6 @@ from axq.recipe import all_recipes
 SERVER = "loadgen_output,classified_digits,framework=pytorch,loadgen_mode=PerformanceOnly,loadgen_scenario=Server"
 SWEEP = f"{SERVER},loadgen_target_qps:=400:800:1600"
 GETTERS = "performance,result_valid"
-
-
-@pytest.fixture(scope="module")
-def collection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Point axq at a work collection shared by this module's tests (built-in recipes only)."""
-    root = tmp_path_factory.mktemp("sweep") / "wc"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AXQ_WORK_COLLECTION", str(root))
-        patch.delenv("AXQ_ENTRIES", raising=False)
-        yield root
 
 
 @pytest.fixture(scope="module")
