@@ -11,7 +11,6 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
-from axq import locations
 from axq.build import Builder
 from axq.entry import Entry
 from axq.errors import DependentsError, EntryNotFound
@@ -20,18 +19,10 @@ from axq.progress import Reporter
 from axq.query import Query, format_value, parse
 from axq.resolve import Match, resolve
 from axq.resolve import rules as match_rules
-from axq.store import Store, valid_name
+from axq.store import Store, memo_key, valid_name
 from axq.sweeps import sweep
 
 __all__ = ["byname", "byquery", "gc", "list_entries", "plan", "reindex", "remove", "rules", "sweep", "where", "wipe"]
-
-
-def memo_key(*parts: str) -> str:
-    """Key the query memo by query text, overrides and the recipe set."""
-    import hashlib
-
-    text = "\0".join([*parts, locations.recipe_fingerprint()])
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _overrides_text(overrides: dict[str, Any] | None) -> list[str]:

@@ -37,7 +37,6 @@ class BuildContext:
         self.params = dict(node.params)
         self.deps = deps
         self.path = path
-        self.name = node.name
         self.reporter = builder.reporter
         self.store = builder.store
         self.used: dict[str, Entry] = {}

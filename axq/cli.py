@@ -121,8 +121,8 @@ def emit(value: Any, options: Options) -> None:
 
 
 def memo_key(query_words: list[str], overrides: list[str]) -> str:
-    """Key the memo by the query text as typed and the sorted overrides."""
-    from axq.api import memo_key as key
+    """Key the memo by the query text as typed and the sorted overrides (cheap: no parser)."""
+    from axq.store import memo_key as key
 
     return key(" ".join(query_words), *sorted(overrides))
 
@@ -131,7 +131,7 @@ def _cached_get(argv: list[str]) -> int | None:
     """Answer `byquery Q , get KEY` from the memo; None if it must go the long way."""
     if len(argv) < 4 or argv[0] != "byquery" or argv[-2:-1] != ["get"] or argv[-3] != ",":
         return None
-    words, overrides = argv[1:-3], []
+    words = argv[1:-3]
     if any(w == "," or (w.startswith("-") and not w.startswith("--")) for w in words):
         return None
     overrides = [w for w in words if w.startswith("--")]
@@ -142,15 +142,11 @@ def _cached_get(argv: list[str]) -> int | None:
 
 def _answer_from_memo(words: list[str], overrides: list[str], key: str) -> int | None:
     """Read the memoised entry and print its getter; None on a memo miss."""
-    import hashlib
-
-    from axq import locations
     from axq.entry import Entry
     from axq.store import Store
 
     store = Store()
-    text = "\0".join([" ".join(words), *sorted(overrides), locations.recipe_fingerprint()])
-    name = store.memo_lookup(hashlib.sha256(text.encode()).hexdigest()[:32])
+    name = store.memo_lookup(memo_key(words, overrides))
     if not name:
         return None
     entry = Entry.load(store, name)

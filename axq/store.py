@@ -158,6 +158,14 @@ class Store:
                 yield name, manifest
 
 
+def memo_key(*parts: str) -> str:
+    """Key the query memo by the query text and overrides as given, and the recipe set."""
+    import hashlib
+
+    text = "\0".join([*parts, locations.recipe_fingerprint()])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def valid_name(name: str) -> bool:
     """Say whether `name` is a plain entry name that cannot escape the collection."""
     return bool(name) and "/" not in name and "\\" not in name and not name.startswith(".") and "\0" not in name
