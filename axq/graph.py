@@ -7,7 +7,6 @@ dependencies, which fix its identity.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -40,15 +39,3 @@ class Node:
         recipe = self.producer.recipe
         shown = [str(self.params.get(p)) for p in recipe.name_params if self.params.get(p) is not None]
         return directory_name(recipe.name, [*self.producer.tags[-1:], *shown], self.identity)
-
-    def walk(self) -> Iterator[Node]:
-        """Yield every node once, dependencies before the nodes that need them."""
-        seen: set[str] = set()
-        yield from self._walk(seen)
-
-    def _walk(self, seen: set[str]) -> Iterator[Node]:
-        for dep in self.deps.values():
-            yield from dep._walk(seen)
-        if self.identity not in seen:
-            seen.add(self.identity)
-            yield self

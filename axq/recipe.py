@@ -179,8 +179,3 @@ def recipe_dirs() -> list[Path]:
 def all_recipes() -> tuple[Recipe, ...]:
     """Load every recipe on the search path (once per process)."""
     return tuple(read_recipe(d) for d in recipe_dirs())
-
-
-def recipe_named(name: str) -> Recipe | None:
-    """Return the recipe with this name, or None."""
-    return next((r for r in all_recipes() if r.name == name), None)

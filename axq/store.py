@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from axq import locations
 
 MANIFEST = "manifest.json"
-HIDDEN = (".index", ".locks", ".tmp", ".logs")
 
 
 def _read_text(path: str) -> str | None:

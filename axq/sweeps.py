@@ -9,7 +9,6 @@ entry marked invalid by its build (an INVALID LoadGen run, say) is a result, not
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections.abc import Callable
 from typing import Any
@@ -101,13 +100,6 @@ def write_csv(rows: list[Row], path: str) -> None:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-
-
-def write_json(rows: list[Row], path: str) -> None:
-    """Write rows as a JSON list."""
-    with open(path, "w") as handle:
-        json.dump(rows, handle, indent=2, default=str)
-        handle.write("\n")
 
 
 def _numeric(value: Any) -> bool:
