@@ -117,6 +117,7 @@ def load_code(path: str) -> ModuleType:
     """Import a recipe's code.py by path, once per process (no importlib: it is slow)."""
     if path in _LOADED:
         return _LOADED[path]
+    use_libraries()
     try:
         with open(path, encoding="utf-8") as handle:
             source = handle.read()
@@ -128,6 +129,13 @@ def load_code(path: str) -> ModuleType:
     exec(compile(source, path, "exec"), module.__dict__)
     _LOADED[path] = module
     return module
+
+
+def use_libraries() -> None:
+    """Put the recipe roots' `lib/` directories on sys.path (shared recipe code, see docs/recipes.md)."""
+    for lib in locations.library_dirs():
+        if lib not in sys.path:
+            sys.path.insert(0, lib)
 
 
 def forget_loaded_code() -> None:

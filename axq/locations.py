@@ -23,6 +23,11 @@ def search_path() -> list[str]:
     return [builtin_entries(), *extra]
 
 
+def library_dirs() -> list[str]:
+    """Return the `lib/` directories of the recipe roots: shared recipe code, importable by name."""
+    return [lib for lib in (os.path.join(root, "lib") for root in search_path()) if os.path.isdir(lib)]
+
+
 def default_work_collection() -> str:
     """Return `work_collection/` of a source checkout, else a per-user directory."""
     if os.path.isfile(os.path.join(SOURCE_ROOT, "pyproject.toml")):
