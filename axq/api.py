@@ -11,22 +11,20 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
-from axq.build import Builder
+from axq.build import Builder, stale_reason
 from axq.entry import Entry
 from axq.errors import DependentsError, EntryNotFound
 from axq.graph import Node
+from axq.params import Parameter
 from axq.progress import Reporter
 from axq.query import Query, format_value, parse
-from axq.resolve import Match, resolve
+from axq.resolve import Match, choose, resolve, with_overrides
 from axq.resolve import rules as match_rules
-from axq.store import Store, memo_key, valid_name
+from axq.store import Store, valid_name
 from axq.sweeps import sweep
 
-__all__ = ["byname", "byquery", "gc", "list_entries", "plan", "reindex", "remove", "rules", "sweep", "where", "wipe"]
-
-
-def _overrides_text(overrides: dict[str, Any] | None) -> list[str]:
-    return [f"--{k}={format_value(v)}" for k, v in sorted((overrides or {}).items())]
+__all__ = ["byname", "byquery", "gc", "list_entries", "params", "plan", "reindex", "remove", "rules",
+           "stale_reasons", "sweep", "where", "wipe"]
 
 
 def byquery(
@@ -38,15 +36,7 @@ def byquery(
     memo: str | None = None,
 ) -> Entry:
     """Return the entry a query means, building it and its dependencies if missing."""
-    store = Store(work_collection)
-    memo = memo or memo_key(str(query), *_overrides_text(overrides))
-    name = store.memo_lookup(memo)
-    if name:
-        return Entry.load(store, name)
-    node = resolve(query, overrides)
-    entry = Builder(store, reporter).ensure(node, str(query))
-    store.memo_record(memo, entry.name)
-    return entry
+    return Builder(Store(work_collection), reporter).byquery(query, overrides, memo)
 
 
 def byname(name: str, *, work_collection: str | os.PathLike | None = None) -> Entry:
@@ -60,6 +50,51 @@ def rules(query: str | Query) -> list[Match]:
 
 
 @dataclass(frozen=True)
+class ParamInfo:
+    """One parameter of the rule a query chooses: its value, where it came from, its declaration."""
+
+    name: str
+    type: str
+    value: Any
+    source: str  # "default", "rule" (the rule's own default), "query", "fixed"
+    default: Any
+    choices: tuple[Any, ...] | None
+    minimum: float | None
+    maximum: float | None
+    description: str
+    required: bool
+
+
+def params(
+    query: str | Query,
+    overrides: dict[str, Any] | None = None,
+    *,
+    work_collection: str | os.PathLike | None = None,
+) -> list[ParamInfo]:
+    """List the parameters of the rule a query chooses, with values (checked) and declarations."""
+    parsed = parse(query) if isinstance(query, str) else query
+    parsed = with_overrides(parsed, overrides) if overrides else parsed
+    chosen = choose(parsed)
+    producer, values = chosen.producer, chosen.params or {}
+    asked = set(parsed.assignments)
+    return [_param_info(producer, name, values.get(name), asked) for name in sorted(producer.accepted)]
+
+
+def _param_info(producer: Any, name: str, value: Any, asked: set[str]) -> ParamInfo:
+    """Describe one parameter of a rule."""
+    declared: Parameter | None = producer.declared(name)
+    source = ("fixed" if name in producer.params else "query" if name in asked
+              else "rule" if name in producer.defaults and declared and producer.defaults[name] != declared.default
+              else "default")
+    return ParamInfo(name, declared.type if declared else type(value).__name__, value, source,
+                     declared.default if declared and declared.has_default else None,
+                     declared.choices if declared else None, declared.minimum if declared else None,
+                     declared.maximum if declared else None,
+                     declared.description if declared else "fixed by the rule",
+                     name in producer.required)
+
+
+@dataclass(frozen=True)
 class Step:
     """One node of a plan: cached or to build, and why."""
 
@@ -67,6 +102,8 @@ class Step:
     cached: bool
     reason: str
     depth: int
+    estimate_s: float | None = None  # the recipe's estimate of the build time, if it gives one
+    stale: str | None = None  # why the entry there is not reused, if one is there
 
 
 def plan(
@@ -86,9 +123,11 @@ def _plan(node: Node, store: Store, steps: list[Step], depth: int) -> bool:
     """Append the steps for node and its dependencies; return whether it is cached."""
     index = len(steps)
     deps_cached = [_plan(dep, store, steps, depth + 1) for dep in node.deps.values()]
-    cached = store.name_for_identity(node.identity, node.name) is not None
-    reason = "cached" if cached else _why(node, store, all(deps_cached))
-    steps.insert(index, Step(node, cached, reason, depth))
+    name = store.name_for_identity(node.identity, node.name)
+    stale = stale_reason(store, store.read_manifest(name) or {}) if name else None
+    cached = name is not None and stale is None
+    reason = "cached" if cached else f"stale: {stale}" if stale else _why(node, store, all(deps_cached))
+    steps.insert(index, Step(node, cached, reason, depth, None if cached else node.estimate_s, stale))
     return cached
 
 
@@ -122,6 +161,14 @@ def _differences(node: Node, manifest: dict) -> list[str]:
 
 def _show(value: Any) -> str:
     return value if value == "<unset>" else format_value(value)
+
+
+def stale_reasons(entries: list[Entry], *, work_collection: str | os.PathLike | None = None) -> dict[str, str]:
+    """Map each stale entry's name to why (its recipe, or an input, changed since it was built)."""
+    store = Store(work_collection)
+    seen: dict[str, str | None] = {}
+    found = {e.name: stale_reason(store, e.manifest, seen) for e in entries}
+    return {name: reason for name, reason in found.items() if reason}
 
 
 def list_entries(query: str | Query = "", *, work_collection: str | os.PathLike | None = None) -> list[Entry]:

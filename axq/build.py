@@ -22,44 +22,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from axq.entry import Entry
-from axq.errors import AxqError, BuildError, Interrupted
+from axq.entry import BuildContext, Entry
+from axq.errors import AxqError, BuildError, Interrupted, WorkCollectionError
 from axq.graph import Node
 from axq.progress import Reporter
-from axq.query import format_value
-from axq.store import MANIFEST, Store
-
-
-class BuildContext:
-    """What a recipe's build function gets: parameters, dependencies, a directory, a log."""
-
-    def __init__(self, node: Node, path: Path, deps: dict[str, Entry], builder: Builder) -> None:
-        self.params = dict(node.params)
-        self.deps = deps
-        self.path = path
-        self.reporter = builder.reporter
-        self.store = builder.store
-        self.used: dict[str, Entry] = {}
-
-    def log(self, message: str) -> None:
-        """Write a timestamped line to the build log (and the screen unless quiet)."""
-        self.reporter.log(message)
-
-    def progress(self, items: Any, total: int | None = None, desc: str = "") -> Any:
-        """Wrap an iterable with progress display."""
-        return self.reporter.progress(items, total=total, desc=desc)
-
-    def byquery(self, query: str, overrides: dict[str, Any] | None = None) -> Entry:
-        """Fetch (building if needed) another entry of this work collection during the build.
-
-        For builds whose inputs depend on results (a peak search's probes): the entry is
-        recorded as `used` in the manifest, so `axq rm` will not break this one silently.
-        """
-        from axq.api import byquery
-
-        entry = byquery(query, overrides, work_collection=self.store.root, reporter=self.reporter)
-        self.used[entry.name] = entry
-        return entry
+from axq.query import Query, format_value
+from axq.store import MANIFEST, Store, memo_key
 
 
 def reproduce_command(node: Node) -> str:
@@ -98,9 +66,8 @@ def manifest_for(node: Node, deps: dict[str, Entry], used: dict[str, Entry], res
         "recipe_path": str(recipe.path),
         "tags": list(node.producer.tags),
         "params": node.params,
-        "deps": {k: {"identity": e.identity, "name": e.name} for k, e in deps.items()},
-        "used": {e.name: e.identity for e in used.values()},
-        "getters": list(recipe.getters),
+        "deps": {k: stamp(e) for k, e in deps.items()},
+        "used": {e.name: stamp(e) for e in used.values()},
         "results": results or {},
         "provenance": {
             "query": query,
@@ -116,6 +83,18 @@ def manifest_for(node: Node, deps: dict[str, Entry], used: dict[str, Entry], res
     }
 
 
+def stamp(entry: Entry) -> dict[str, Any]:
+    """Record what an entry was when this build relied on it: identity, recipe version, build time."""
+    return {"identity": entry.identity, "name": entry.name, "recipe": entry.manifest.get("recipe"),
+            "recipe_version": entry.manifest.get("recipe_version"),
+            "built": entry.manifest.get("provenance", {}).get("finished")}
+
+
+def overrides_text(overrides: dict[str, Any] | None) -> list[str]:
+    """Write overrides as the `--k=v` words that key the query memo."""
+    return [f"--{k}={format_value(v)}" for k, v in sorted((overrides or {}).items())]
+
+
 @contextmanager
 def identity_lock(store: Store, node: Node, reporter: Reporter) -> Iterator[None]:
     """Hold the lock for one identity; say so if another process holds it first."""
@@ -129,6 +108,9 @@ def identity_lock(store: Store, node: Node, reporter: Reporter) -> Iterator[None
         yield
 
 
+DISK_FULL = {28, 122}  # ENOSPC, EDQUOT
+
+
 class Builder:
     """Make sure the entries of a graph exist, building what is missing."""
 
@@ -136,10 +118,30 @@ class Builder:
         self.store = store
         self.reporter = reporter or Reporter()
 
+    def byquery(self, query: str | Query, overrides: dict[str, Any] | None = None, memo: str | None = None) -> Entry:
+        """Return the entry a query means: from the memo, else resolved and built as needed."""
+        from axq.resolve import resolve
+
+        memo = memo or memo_key(str(query), *overrides_text(overrides))
+        name = self.store.memo_lookup(memo)
+        if name:
+            return Entry.load(self.store, name)
+        entry = self.ensure(resolve(query, overrides), str(query))
+        with self.store.writing():
+            self.store.memo_record(memo, entry.name)
+        return entry
+
     def lookup(self, node: Node) -> Entry | None:
-        """Return the built entry for a node, or None."""
+        """Return the built entry for a node if it is there and not stale, else None."""
         name = self.store.name_for_identity(node.identity, node.name)
-        return Entry.load(self.store, name) if name else None
+        if not name:
+            return None
+        entry = Entry.load(self.store, name)
+        reason = stale_reason(self.store, entry.manifest)
+        if reason:
+            self.reporter.log(f"{name} is stale ({reason}): building it again")
+            return None
+        return entry
 
     def ensure(self, node: Node, query: str | None = None) -> Entry:
         """Return the node's entry, building it and its dependencies as needed."""
@@ -147,7 +149,7 @@ class Builder:
         if found:
             return found
         deps = {name: self.ensure(dep) for name, dep in node.deps.items()}
-        with identity_lock(self.store, node, self.reporter):
+        with self.store.writing(), identity_lock(self.store, node, self.reporter):
             return self.lookup(node) or self._build(node, deps, query or node.query)
 
     def _build(self, node: Node, deps: dict[str, Entry], query: str) -> Entry:
@@ -156,7 +158,7 @@ class Builder:
         tmp = self._fresh_tmp(node)
         try:
             self._run(node, deps, query, Path(tmp), log_path)
-            os.rename(tmp, self.store.path(node.name))
+            self._publish(node, tmp)
         except BaseException as error:
             shutil.rmtree(tmp, ignore_errors=True)
             explained = _explain(error, node, log_path)
@@ -166,6 +168,16 @@ class Builder:
         self.store.record(node.identity, node.name)
         os.unlink(log_path)
         return Entry.load(self.store, node.name)
+
+    def _publish(self, node: Node, tmp: str) -> None:
+        """Make the finished build visible by one rename, moving a stale predecessor aside first."""
+        target = self.store.path(node.name)
+        if os.path.exists(target):
+            doomed = f"{tmp}.stale"
+            os.rename(target, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+            self.store.forget(node.identity)
+        os.rename(tmp, target)
 
     def _fresh_tmp(self, node: Node) -> str:
         """Clear leftovers of earlier attempts (we hold the lock) and make a build dir."""
@@ -181,7 +193,7 @@ class Builder:
         """Call the recipe's build function with the log open, then write the manifest."""
         started = time.time()
         build = node.producer.recipe.function(node.producer.build)
-        context = BuildContext(node, tmp, deps, self)
+        context = BuildContext(node.params, deps, tmp, self.reporter, self.byquery)
         outer_log = self.reporter.log_file  # set when this build runs inside another (ctx.byquery)
         with open(log_path, "w") as log:
             self.reporter.log_file = log
@@ -215,6 +227,8 @@ def _log_traceback(log: Any, error: BaseException) -> None:
 
 def _explain(error: BaseException, node: Node, log_path: str) -> BaseException:
     """Turn a build failure into the error the user sees, naming (and carrying) the log."""
+    if isinstance(error, OSError) and error.errno in DISK_FULL:
+        error = WorkCollectionError(f"no space left on the disk: {error.strerror}; nothing was kept")
     if isinstance(error, KeyboardInterrupt):
         message = f"interrupted while building {node.name}; nothing was kept; log: {log_path}"
         explained: BaseException = Interrupted(message)
@@ -226,6 +240,64 @@ def _explain(error: BaseException, node: Node, log_path: str) -> BaseException:
         explained = error
     explained.axq_log = log_path  # type: ignore[attr-defined]
     return explained
+
+
+def stale_reason(store: Store, manifest: dict, _seen: dict[str, str | None] | None = None) -> str | None:
+    """Say why a built entry can no longer be trusted, or None.
+
+    Stale: its recipe's version changed since it was built, or an entry it depends on or
+    used is gone, was built again since, was made by an older version of its recipe, or is
+    itself stale. Cheap: one manifest read per entry of its closure.
+    """
+    seen = {} if _seen is None else _seen
+    name = manifest.get("name", "")
+    if name not in seen:
+        seen[name] = None  # a cycle cannot happen, but must not recurse forever
+        seen[name] = _own_staleness(manifest) or _inputs_staleness(store, manifest, seen)
+    return seen[name]
+
+
+def _own_staleness(manifest: dict) -> str | None:
+    """Say whether the entry's recipe is now at another version (or gone)."""
+    from axq.recipe import recipe_version
+
+    recipe, built = manifest.get("recipe"), manifest.get("recipe_version")
+    now = recipe_version(str(recipe))
+    if now is None:
+        return f"its recipe `{recipe}` is gone"
+    return f"built by {recipe} version {built}, now {now}" if now != built else None
+
+
+def _inputs_staleness(store: Store, manifest: dict, seen: dict[str, str | None]) -> str | None:
+    """Say which dependency or used entry makes this one stale, or None."""
+    inputs = [*(("dependency", d) for d in manifest.get("deps", {}).values()),
+              *(("used entry", _used_record(k, u)) for k, u in manifest.get("used", {}).items())]
+    for kind, recorded in inputs:
+        problem = _input_problem(store, recorded, seen)
+        if problem:
+            return f"{kind} {recorded['name']} {problem}"
+    return None
+
+
+def _used_record(name: str, recorded: Any) -> dict:
+    """Read a `used` record: a stamp, or (entries built before stamps) a bare identity."""
+    return {"name": name, **recorded} if isinstance(recorded, dict) else {"name": name, "identity": recorded}
+
+
+def _input_problem(store: Store, recorded: dict, seen: dict[str, str | None]) -> str | None:
+    """Compare an input as recorded with what the collection holds now."""
+    current = store.read_manifest(recorded["name"])
+    if current is None:
+        return "is gone"
+    if current.get("identity") != recorded.get("identity"):
+        return "was replaced by another entry"
+    if "built" in recorded and current.get("provenance", {}).get("finished") != recorded["built"]:
+        return "was built again since"
+    version = recorded.get("recipe_version")
+    if version is not None and version != current.get("recipe_version"):
+        return f"was built by {current.get('recipe')} version {current.get('recipe_version')}, not {version}"
+    inner = stale_reason(store, current, seen)
+    return f"is stale ({inner})" if inner else None
 
 
 def log_path_of(error: BaseException) -> str | None:

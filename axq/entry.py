@@ -1,22 +1,33 @@
-"""Read a built entry: its manifest, files, dependencies and getters.
+"""What a recipe may use of the kernel: a built `Entry` and the `BuildContext` of a build.
 
-On the cached-query path: imports nothing heavy at the top. A getter is a function in the
-entry's recipe `code.py` (named in its manifest), else a stored result, else a parameter.
+This one module is the recipe interface, used alike by the kernel, by a recipe's child
+processes (`Entry.at(path)`), by tests and by benchmarks. It is on the cached-query path:
+it imports nothing heavy at the top. A getter is a function named in the recipe's
+`recipe.json` as it is now (read when the getter is asked for, so a getter added later
+works on old entries), found in the recipe's `getters.py` if it has one, else `code.py`;
+then a stored result, then a parameter.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from axq.progress import Reporter
 
 from axq import locations
 from axq.errors import EntryNotFound, GetterError, ManifestError, did_you_mean
-from axq.store import Store
+from axq.store import Store, read_text
 
 # Manifest fields readable with `get` besides getters, results and parameters.
 MANIFEST_KEYS = ("name", "identity", "recipe", "tags", "params", "results", "deps", "provenance")
+GETTERS_FILE, CODE_FILE = "getters.py", "code.py"
+T = TypeVar("T")
 
 
 class Entry:
@@ -43,10 +54,8 @@ class Entry:
         return f"Entry({self.name!r})"
 
     @property
-    def path(self) -> Any:
-        """Return the entry directory as a pathlib.Path."""
-        from pathlib import Path
-
+    def path(self) -> Path:
+        """Return the entry directory."""
         return Path(self.store.path(self.name))
 
     @property
@@ -80,10 +89,13 @@ class Entry:
             raise GetterError(f"entry `{self.name}` has no dependency `{name}`" + did_you_mean(name, deps))
         return Entry.load(self.store, deps[name]["name"])
 
-    def code(self) -> Any:
+    def recipe_dir(self) -> str:
+        """Return the directory of this entry's recipe as it is now (else where it was built)."""
+        return locations.recipe_dir(self.manifest["recipe"]) or self.manifest["recipe_path"]
+
+    def code(self) -> ModuleType:
         """Import and return this entry's recipe code module."""
-        directory = locations.recipe_dir(self.manifest["recipe"]) or self.manifest["recipe_path"]
-        return load_code(os.path.join(directory, "code.py"))
+        return load_code(os.path.join(self.recipe_dir(), CODE_FILE))
 
     def call(self, function: str, *args: Any, **kwargs: Any) -> Any:
         """Call `function` from the recipe's code.py with this entry first."""
@@ -92,14 +104,31 @@ class Entry:
             raise GetterError(f"recipe `{self.manifest['recipe']}` has no function `{function}`")
         return fn(self, *args, **kwargs)
 
+    def getters(self) -> list[str]:
+        """Return the getter names the entry's recipe declares now."""
+        import json
+
+        text = read_text(os.path.join(self.recipe_dir(), locations.RECIPE_FILE))
+        return list(json.loads(text).get("getters", [])) if text else []
+
+    def getter(self, name: str) -> Callable[[Entry], Any]:
+        """Return getter `name` from the recipe's getters.py (else code.py)."""
+        directory = self.recipe_dir()
+        module = GETTERS_FILE if os.path.isfile(os.path.join(directory, GETTERS_FILE)) else CODE_FILE
+        fn = getattr(load_code(os.path.join(directory, module)), name, None)
+        if not callable(fn):
+            raise GetterError(f"recipe `{self.manifest['recipe']}` declares getter `{name}` "
+                              f"but {module} has no such function")
+        return fn
+
     def keys(self) -> list[str]:
         """List every key `get` answers."""
-        return [*self.manifest.get("getters", []), *self.results, *self.params, *MANIFEST_KEYS, "path"]
+        return [*self.getters(), *self.results, *self.params, *MANIFEST_KEYS, "path"]
 
     def get(self, key: str) -> Any:
         """Return a getter's value, else a result, else a parameter, else a manifest field."""
-        if key in self.manifest.get("getters", ()):
-            return self.call(key)
+        if key in self.getters():
+            return self.getter(key)(self)
         for source in (self.results, self.params):
             if key in source:
                 return source[key]
@@ -107,7 +136,44 @@ class Entry:
             return self.store.path(self.name)
         if key in MANIFEST_KEYS:
             return self.manifest.get(key)
-        raise GetterError(f"entry `{self.name}` has no getter `{key}`" + did_you_mean(key, self.keys()))
+        getters = ", ".join(self.getters()) or "none"
+        raise GetterError(f"entry `{self.name}` has no getter `{key}`" + did_you_mean(key, self.keys())
+                          + f" (its getters: {getters}; also its results, parameters and `path`)")
+
+
+class BuildContext:
+    """What a recipe's build function gets: parameters, dependencies, a directory, a log."""
+
+    def __init__(self, params: dict[str, Any], deps: dict[str, Entry], path: Path, reporter: Reporter,
+                 fetch: Callable[[str, dict[str, Any] | None], Entry]) -> None:
+        self.params = dict(params)
+        self.deps = deps
+        self.path = path
+        self.reporter = reporter
+        self.used: dict[str, Entry] = {}
+        self._fetch = fetch
+
+    def log(self, message: str) -> None:
+        """Write a timestamped line to the build log (and the screen unless quiet)."""
+        self.reporter.log(message)
+
+    def progress(self, items: Iterable[T], total: int | None = None, desc: str = "") -> Iterator[T]:
+        """Wrap an iterable with progress display."""
+        return self.reporter.progress(items, total=total, desc=desc)
+
+    def byquery(self, query: str, overrides: dict[str, Any] | None = None) -> Entry:
+        """Fetch (building if needed) an entry that a build finds out only from results.
+
+        For inputs that depend on results (a peak search's probes). Declare what the
+        parameters determine as `deps` or `planned_deps` instead: those are in the identity
+        and in `axq plan`. A fetched entry is recorded as `used` in the manifest: `axq rm`
+        will not remove it from under this one, and if it is gone or its recipe's version
+        changes, this entry is stale and is built again.
+        """
+        entry = self._fetch(query, overrides)
+        self.used[entry.name] = entry
+        return entry
+
 
 
 _LOADED: dict[str, ModuleType] = {}

@@ -53,6 +53,27 @@ class ManifestError(AxqError):
         return f"recipe `{self.entry}`, field `{self.field}`: {self.problem}"
 
 
+class ParameterError(AxqError):
+    """A parameter value that its recipe's declaration (or check) refuses."""
+
+    def __init__(self, name: str, value: object, problem: str, rule: str = "") -> None:
+        self.name, self.value, self.problem, self.rule = name, value, problem, rule
+        super().__init__(name, value, problem)
+
+    def __str__(self) -> str:
+        import json
+
+        shown = json.dumps(self.value, default=str) if not isinstance(self.value, str) else self.value
+        where = f" (rule {self.rule})" if self.rule else ""
+        return f"bad parameter `{self.name}={shown}`{where}: {self.problem}"
+
+
+class WorkCollectionError(AxqError):
+    """A work collection that cannot be used: not creatable, not a directory, not writable, full."""
+
+    exit_code = 1
+
+
 class NoProducerError(AxqError):
     """No producer rule matches a query."""
 

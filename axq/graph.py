@@ -39,3 +39,11 @@ class Node:
         recipe = self.producer.recipe
         shown = [str(self.params.get(p)) for p in recipe.name_params if self.params.get(p) is not None]
         return directory_name(recipe.name, [*self.producer.tags[-1:], *shown], self.identity)
+
+    @cached_property
+    def estimate_s(self) -> float | None:
+        """Return the recipe's estimate of this node's build time in seconds, if it gives one."""
+        estimate = self.producer.hook("estimate")
+        value = estimate(dict(self.params)) if estimate else None
+        return None if value is None else float(value)
+

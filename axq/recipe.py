@@ -16,7 +16,8 @@ from typing import Any
 
 from axq import locations
 from axq.entry import load_code
-from axq.errors import ManifestError
+from axq.errors import ManifestError, ParameterError
+from axq.params import Parameter, read_parameters
 
 RECIPE_FILE = locations.RECIPE_FILE
 CODE_FILE = "code.py"
@@ -25,12 +26,17 @@ CODE_FILE = "code.py"
 RECIPE_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "version": (int, "an integer"),
     "description": (str, "a string"),
-    "defaults": (dict, "an object"),
+    "parameters": (dict, "an object declaring each parameter"),
     "producers": (list, "a list of producer rules"),
     "getters": (list, "a list of function names"),
     "name_params": (list, "a list of parameter names"),
     "packages": (list, "a list of Python distribution names"),
+    "planned_deps": (str, "a function name"),
+    "check": (str, "a function name"),
+    "estimate": (str, "a function name"),
 }
+# Functions of code.py a recipe (or one of its rules) may name, called while a query is resolved.
+HOOKS = ("planned_deps", "check", "estimate")
 PRODUCER_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "tags": (list, "a list of tags"),
     "params": (dict, "an object"),
@@ -38,6 +44,9 @@ PRODUCER_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "required": (list, "a list of parameter names"),
     "deps": (dict, "an object mapping names to queries"),
     "build": (str, "a function name"),
+    "planned_deps": (str, "a function name"),
+    "check": (str, "a function name"),
+    "estimate": (str, "a function name"),
 }
 
 
@@ -53,6 +62,7 @@ class Producer:
     required: tuple[str, ...]
     deps: dict[str, str]
     build: str
+    hooks: dict[str, str] = field(default_factory=dict)  # planned_deps, check, estimate -> function
 
     @property
     def label(self) -> str:
@@ -64,6 +74,15 @@ class Producer:
         """Return every parameter name this rule knows."""
         return set(self.params) | set(self.defaults) | set(self.required)
 
+    def declared(self, name: str) -> Parameter | None:
+        """Return the declaration of parameter `name`, if the recipe has one."""
+        return self.recipe.parameters.get(name)
+
+    def hook(self, name: str) -> Any | None:
+        """Return the code.py function this rule names for hook `name`, or None."""
+        function = self.hooks.get(name)
+        return self.recipe.function(function) if function else None
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -73,6 +92,7 @@ class Recipe:
     path: Path
     version: int
     description: str
+    parameters: dict[str, Parameter] = field(default_factory=dict, compare=False, repr=False)
     producers: tuple[Producer, ...] = field(default=(), compare=False, repr=False)
     getters: tuple[str, ...] = ()
     name_params: tuple[str, ...] = ()
@@ -121,7 +141,7 @@ def _check_values(name: str, where: str, values: dict) -> None:
                                 f"those (a query must be able to state it), found {json.dumps(value)[:60]}")
 
 
-def _producer(recipe: Recipe, index: int, data: Any, shared: dict) -> Producer:
+def _producer(recipe: Recipe, index: int, data: Any, hooks: dict[str, str]) -> Producer:
     """Check one producer rule and build it."""
     where = f"producers[{index}]"
     _check_fields(recipe.name, data, PRODUCER_FIELDS, where)
@@ -132,6 +152,8 @@ def _producer(recipe: Recipe, index: int, data: Any, shared: dict) -> Producer:
     _check_strings(recipe.name, f"{where}.deps", data.get("deps", {}).values())
     for key in ("params", "defaults"):
         _check_values(recipe.name, f"{where}.{key}", data.get(key, {}))
+    _check_declared(recipe, where, data)
+    shared = {p.name: p.default for p in recipe.parameters.values() if p.has_default}
     return Producer(
         recipe=recipe,
         index=index,
@@ -141,7 +163,23 @@ def _producer(recipe: Recipe, index: int, data: Any, shared: dict) -> Producer:
         required=tuple(data.get("required", [])),
         deps=dict(data.get("deps", {})),
         build=data.get("build", "build"),
+        hooks={**hooks, **{h: data[h] for h in HOOKS if h in data}},
     )
+
+
+def _check_declared(recipe: Recipe, where: str, data: dict) -> None:
+    """Raise ManifestError for a rule's parameter that `parameters` does not declare or refuses."""
+    named = [*data.get("defaults", {}), *data.get("required", [])]
+    for name in named:
+        if name not in recipe.parameters:
+            raise ManifestError(recipe.name, f"{where}", f"parameter `{name}` is not declared in `parameters`")
+    for key in ("defaults", "params"):
+        for name, value in data.get(key, {}).items():
+            if name in recipe.parameters:
+                try:
+                    recipe.parameters[name].check(value)
+                except ParameterError as error:
+                    raise ManifestError(recipe.name, f"{where}.{key}.{name}", error.problem) from None
 
 
 def read_recipe(path: Path) -> Recipe:
@@ -152,16 +190,17 @@ def read_recipe(path: Path) -> Recipe:
     except json.JSONDecodeError as error:
         raise ManifestError(name, RECIPE_FILE, f"not valid JSON: {error}") from None
     _check_fields(name, data, RECIPE_FIELDS, "")
-    _check_values(name, "defaults", data.get("defaults", {}))
     if "version" not in data or not data.get("producers"):
         raise ManifestError(name, "version" if "version" not in data else "producers", "required")
     for key in ("getters", "name_params", "packages"):
         _check_strings(name, key, data.get(key, []))
     recipe = Recipe(name, path, data["version"], data.get("description", ""),
+                    parameters=read_parameters(name, data.get("parameters", {})),
                     getters=tuple(data.get("getters", [])),
                     name_params=tuple(data.get("name_params", [])),
                     packages=tuple(data.get("packages", [])))
-    producers = tuple(_producer(recipe, i, p, data.get("defaults", {})) for i, p in enumerate(data["producers"]))
+    hooks = {h: data[h] for h in HOOKS if h in data}
+    producers = tuple(_producer(recipe, i, p, hooks) for i, p in enumerate(data["producers"]))
     object.__setattr__(recipe, "producers", producers)
     return recipe
 
@@ -179,3 +218,9 @@ def recipe_dirs() -> list[Path]:
 def all_recipes() -> tuple[Recipe, ...]:
     """Load every recipe on the search path (once per process)."""
     return tuple(read_recipe(d) for d in recipe_dirs())
+
+
+def recipe_version(name: str) -> int | None:
+    """Return the current version of recipe `name`, or None if there is no such recipe."""
+    found = [r.version for r in all_recipes() if r.name == name]
+    return found[0] if found else None

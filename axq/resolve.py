@@ -14,7 +14,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from axq.errors import AmbiguousRuleError, CycleError, ManifestError, NoProducerError, UsageError, did_you_mean
+from axq.errors import (
+    AmbiguousRuleError,
+    CycleError,
+    ManifestError,
+    NoProducerError,
+    ParameterError,
+    UsageError,
+    did_you_mean,
+)
 from axq.graph import Node
 from axq.query import Condition, Query, format_value, parse
 from axq.recipe import Producer, all_recipes
@@ -29,6 +37,7 @@ class Match:
     specificity: int = 0
     params: dict[str, Any] | None = None
     unasked: int = 0  # fixed parameters the query does not name: on a tie, fewer wins
+    value_error: ParameterError | None = None  # the rule fits, but a value is refused
 
     @property
     def rank(self) -> tuple[bool, int, int]:
@@ -45,6 +54,20 @@ def resolved_params(producer: Producer, query: Query) -> dict[str, Any]:
     return {**producer.defaults, **query.assignments, **producer.params}
 
 
+def checked_params(producer: Producer, params: dict[str, Any]) -> dict[str, Any]:
+    """Return params normalised by their declarations; raise ParameterError for a refused value."""
+    checked = dict(params)
+    for key, value in params.items():
+        declared = producer.declared(key)
+        if declared is not None and not (value is None and key in producer.required):
+            try:
+                checked[key] = declared.check(value)
+            except ParameterError as error:
+                error.rule = producer.label
+                raise
+    return checked
+
+
 def _tag_problem(producer: Producer, query: Query) -> str | None:
     """Say why the rule's tags don't fit the query, or None."""
     missing = [t for t in query.tags if t not in producer.tags]
@@ -54,11 +77,21 @@ def _tag_problem(producer: Producer, query: Query) -> str | None:
     return f"has tag `{present[0]}`" if present else None
 
 
-def _param_problem(producer: Producer, query: Query, params: dict[str, Any]) -> str | None:
-    """Say why the rule's parameters don't fit the query, or None."""
+def _name_problem(producer: Producer, query: Query) -> str | None:
+    """Say which parameter the query names that the rule does not take, or None."""
     for cond in query.param_conditions:
         if cond.key not in producer.accepted:
             return f"takes no parameter `{cond.key}`" + did_you_mean(cond.key, producer.accepted)
+    return None
+
+
+def _specificity(producer: Producer, query: Query) -> int:
+    """Count the query's tags and the fixed parameters it names."""
+    return len(query.tags) + len({c.key for c in query.param_conditions} & set(producer.params))
+
+
+def _param_problem(producer: Producer, query: Query, params: dict[str, Any]) -> str | None:
+    """Say why the rule's parameters don't fit the query, or None."""
     for cond in query.param_conditions:
         if not cond.test(producer.tags, params):
             return f"`{cond}` does not hold (`{cond.key}` is {format_value(params.get(cond.key))})"
@@ -69,12 +102,19 @@ def _param_problem(producer: Producer, query: Query, params: dict[str, Any]) -> 
 def match(producer: Producer, query: Query) -> Match:
     """Match one producer rule against a query, saying why not when it fails."""
     params = resolved_params(producer, query)
-    reason = _tag_problem(producer, query) or _param_problem(producer, query, params)
+    reason = _tag_problem(producer, query) or _name_problem(producer, query)
+    if reason:
+        return Match(producer, reason)
+    try:
+        params = checked_params(producer, params)
+    except ParameterError as error:
+        unasked = len(set(producer.params) - {c.key for c in query.param_conditions})
+        return Match(producer, str(error), _specificity(producer, query), params, unasked, error)
+    reason = _param_problem(producer, query, params)
     if reason:
         return Match(producer, reason)
     named = {c.key for c in query.param_conditions}
-    fixed = len(named & set(producer.params))
-    return Match(producer, None, len(query.tags) + fixed, params, len(set(producer.params) - named))
+    return Match(producer, None, _specificity(producer, query), params, len(set(producer.params) - named))
 
 
 def rules(query: Query | str) -> list[Match]:
@@ -106,6 +146,9 @@ def choose(query: Query) -> Match:
     matches = rules(query)
     winners = [m for m in matches if m.ok and m.rank == matches[0].rank]
     if not matches or not matches[0].ok:
+        refused = sorted((m for m in matches if m.value_error), key=lambda m: (-m.specificity, m.unasked))
+        if refused:
+            raise refused[0].value_error  # type: ignore[misc]
         raise _no_producer(query, matches)
     if len(winners) > 1:
         labels = ", ".join(m.producer.label for m in winners)
@@ -134,16 +177,53 @@ def with_overrides(query: Query, overrides: dict[str, Any]) -> Query:
     return Query(kept + tuple(Condition(k, "=", v) for k, v in overrides.items()))
 
 
+MAX_DEPTH = 40  # deeper than any real graph: a recipe whose planned deps never end
+
+
 def resolve(query: Query | str, overrides: dict[str, Any] | None = None, _stack: tuple[str, ...] = ()) -> Node:
     """Resolve a query (and, recursively, its dependencies) into a graph of nodes."""
     query = parse(query) if isinstance(query, str) else query
     query = with_overrides(query, overrides) if overrides else query
     chosen = choose(query)
-    label = chosen.producer.label
-    if label in _stack:
-        raise CycleError([*_stack[_stack.index(label):], label])
-    assert chosen.params is not None
-    node = Node(chosen.producer, chosen.params, str(query))
-    for dep in chosen.producer.deps:
-        node.deps[dep] = resolve(dep_query(chosen.producer, dep, chosen.params), None, (*_stack, label))
+    producer, params = chosen.producer, chosen.params
+    assert params is not None
+    _check_rule(producer, params)
+    key = _cycle_key(producer, params)
+    if key in _stack or len(_stack) > MAX_DEPTH:
+        found = [*_stack[_stack.index(key):], key] if key in _stack else [*_stack[-4:], key]
+        raise CycleError([k.split(" ", 1)[0] for k in found])
+    node = Node(producer, params, str(query))
+    for name, (dep, dep_overrides) in dependency_queries(producer, params).items():
+        node.deps[name] = resolve(dep, dep_overrides, (*_stack, key))
     return node
+
+
+def _cycle_key(producer: Producer, params: dict[str, Any]) -> str:
+    """Name a rule with its parameters: the same rule with other values is no cycle."""
+    from axq.identity import canonical_json
+
+    return f"{producer.label} {canonical_json(params)}"
+
+
+def _check_rule(producer: Producer, params: dict[str, Any]) -> None:
+    """Run the recipe's own cross-parameter check, if it has one."""
+    check = producer.hook("check")
+    if check is None:
+        return
+    try:
+        check(dict(params))
+    except ParameterError as error:
+        error.rule = error.rule or producer.label
+        raise
+
+
+def dependency_queries(producer: Producer, params: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any] | None]]:
+    """Return every dependency of a rule as (query, overrides): declared, then planned from params."""
+    found = {dep: (dep_query(producer, dep, params), None) for dep in producer.deps}
+    planner = producer.hook("planned_deps")
+    for name, planned in (planner(dict(params)) if planner else {}).items():
+        if name in found:
+            raise ManifestError(producer.recipe.name, "planned_deps", f"dependency `{name}` is also declared in deps")
+        query, overrides = planned if isinstance(planned, tuple) else (planned, None)
+        found[name] = (query, overrides)
+    return found

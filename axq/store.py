@@ -25,7 +25,7 @@ from axq import locations
 MANIFEST = "manifest.json"
 
 
-def _read_text(path: str) -> str | None:
+def read_text(path: str) -> str | None:
     """Return a small file's text, or None if it is missing."""
     try:
         with open(path, encoding="utf-8") as handle:
@@ -53,6 +53,25 @@ class Store:
         """Join parts under the work collection root."""
         return os.path.join(self.root, *parts)
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Create the collection if needed; turn a collection that can't be written into one clear error."""
+        try:
+            os.makedirs(self.root, exist_ok=True)
+            yield
+        except (FileNotFoundError, NotADirectoryError, FileExistsError, PermissionError) as error:
+            if not self._is_ours(error):
+                raise
+            from axq.errors import WorkCollectionError
+
+            raise WorkCollectionError(f"work collection {self.root} cannot be used: {_problem(error)}") from None
+
+    def _is_ours(self, error: OSError) -> bool:
+        """Say whether an OS error is about the collection itself (not a file a recipe reads)."""
+        paths = [p for p in (error.filename, getattr(error, "filename2", None)) if p]
+        return any(os.path.abspath(os.fspath(p)).startswith(self.root) or self.root.startswith(
+            os.path.abspath(os.fspath(p))) for p in paths)
+
     # -- lookups (cheap; on the cached path) ------------------------------------------
 
     def entry_dir(self, name: str) -> str | None:
@@ -64,13 +83,13 @@ class Store:
 
     def read_manifest(self, name: str) -> dict | None:
         """Return an entry's manifest, or None if there is no complete entry `name`."""
-        text = _read_text(self.path(name, MANIFEST)) if valid_name(name) else None
+        text = read_text(self.path(name, MANIFEST)) if valid_name(name) else None
         return json.loads(text) if text else None
 
     def name_for_identity(self, identity: str, expected_name: str | None = None) -> str | None:
         """Return the entry directory holding `identity`, via the index (then its own name)."""
         self.ensure_index()
-        name = _read_text(self.path(".index", "ids", identity))
+        name = read_text(self.path(".index", "ids", identity))
         for candidate in (name, expected_name):
             if candidate and self._holds(candidate, identity):
                 if candidate != name:
@@ -85,7 +104,7 @@ class Store:
 
     def memo_lookup(self, key: str) -> str | None:
         """Return the entry name memoised for a query key, if that entry still exists."""
-        name = _read_text(self.path(".index", "memo", key))
+        name = read_text(self.path(".index", "memo", key))
         return name if name and self.entry_dir(name) else None
 
     def memo_record(self, key: str, name: str) -> None:
@@ -100,7 +119,7 @@ class Store:
 
     def ensure_index(self) -> None:
         """Rebuild the index if it is missing (a fresh or hand-assembled collection)."""
-        if not os.path.isdir(self.path(".index", "ids")):
+        if os.path.isdir(self.root) and not os.path.isdir(self.path(".index", "ids")):
             self.reindex()
 
     def reindex(self) -> int:
@@ -155,6 +174,15 @@ class Store:
                 continue
             if manifest and "identity" in manifest:
                 yield name, manifest
+
+
+def _problem(error: OSError) -> str:
+    """Say what is wrong with a collection path, in words a user can act on."""
+    if isinstance(error, (NotADirectoryError, FileExistsError)):
+        return "a file is in the way (it must be a directory)"
+    if isinstance(error, PermissionError):
+        return f"not writable ({error.strerror})"
+    return f"cannot be created ({error.strerror}: {error.filename})"
 
 
 def memo_key(*parts: str) -> str:

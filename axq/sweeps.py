@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from axq.build import log_path_of
+from axq.build import Builder, log_path_of
 from axq.errors import AxqError, Interrupted, UsageError, did_you_mean
 from axq.progress import Reporter
 from axq.query import Query, parse
@@ -42,11 +42,11 @@ def _point_row(query: Query, keys: list[str]) -> Row:
 def run_point(point: Query, swept: list[str], getters: list[str], overrides: dict[str, Any] | None,
               work_collection: Any, reporter: Reporter) -> Row:
     """Build (or reuse) one point and read its getters; a failure becomes the row's error."""
-    from axq.api import byquery
+    from axq.store import Store
 
     row = _point_row(point, swept)
     try:
-        entry = byquery(point, overrides, work_collection=work_collection, reporter=reporter)
+        entry = Builder(Store(work_collection), reporter).byquery(point, overrides)
         known = entry.keys()
         unknown = [key for key in getters if key not in known]
         if unknown:  # the same for every point: stop rather than fill a table with errors

@@ -26,7 +26,25 @@ GOOD = {"version": 1, "producers": [{"tags": ["t"]}]}
         ({**GOOD, "producers": [{"tags": ["t"], "bild": "x"}]}, "producers[0].bild", "unknown key"),
         ({**GOOD, "producers": ["t"]}, "producers[0]", "expected an object"),
         ({**GOOD, "getters": [3]}, "getters", "expected strings"),
-        ({**GOOD, "defaults": {"overrides": {}}}, "defaults.overrides", "a query must be able to state it"),
+        ({**GOOD, "defaults": {"a": 1}}, "defaults", "unknown key"),
+        ({**GOOD, "parameters": {"o": {"type": "any", "default": {}, "description": "d"}}}, "parameters.o.default",
+         "a query must be able to state it"),
+        ({**GOOD, "parameters": {"o": {"type": "integer", "description": "d"}}}, "parameters.o.type",
+         "expected one of"),
+        ({**GOOD, "parameters": {"o": {"type": "int"}}}, "parameters.o.description", "required"),
+        ({**GOOD, "parameters": {"o": {"type": "int", "descripton": "d"}}}, "parameters.o.descripton",
+         "did you mean `description`"),
+        ({**GOOD, "parameters": {"o": {"type": "int", "default": "x", "description": "d"}}}, "parameters.o.default",
+         "must be an integer"),
+        ({**GOOD, "parameters": {"o": {"type": "str", "default": "c", "choices": ["a", "b"], "description": "d"}}},
+         "parameters.o.default", "must be one of a, b"),
+        ({**GOOD, "parameters": {"o": {"type": "int", "default": 0, "min": 1, "description": "d"}}},
+         "parameters.o.default", "at least 1"),
+        ({**GOOD, "producers": [{"tags": ["t"], "defaults": {"undeclared": 1}}]}, "producers[0]",
+         "parameter `undeclared` is not declared"),
+        ({**GOOD, "parameters": {"o": {"type": "int", "description": "d"}},
+          "producers": [{"tags": ["t"], "defaults": {"o": "x"}}]}, "producers[0].defaults.o", "must be an integer"),
+        ({**GOOD, "check": 3}, "check", "expected a function name"),
         ({**GOOD, "producers": [{"tags": ["t"], "params": {"x": [{"a": 1}]}}]}, "producers[0].params.x",
          "a list of those"),
     ],
@@ -50,7 +68,9 @@ def test_bad_json_is_a_manifest_error(tmp_path):
 
 def test_defaults_merge_recipe_then_producer(tmp_path):
     (tmp_path / "r").mkdir()
-    manifest = {"version": 2, "defaults": {"a": 1, "b": 1}, "producers": [{"tags": ["t"], "defaults": {"b": 2}}]}
+    declared = {"a": {"type": "int", "default": 1, "description": "a"}, "b": {"type": "int", "default": 1,
+                                                                            "description": "b"}}
+    manifest = {"version": 2, "parameters": declared, "producers": [{"tags": ["t"], "defaults": {"b": 2}}]}
     (tmp_path / "r" / "recipe.json").write_text(json.dumps(manifest))
     producer = read_recipe(tmp_path / "r").producers[0]
     assert producer.defaults == {"a": 1, "b": 2}

@@ -1,0 +1,158 @@
+"""Declare a recipe's parameters and check values against them.
+
+A recipe's `recipe.json` declares each parameter it takes under `parameters`: its type, a
+default (or none: then a rule must name it in `required`), choices or a range, and a one-line
+description. Values are checked, and normalised (a float parameter given `100` holds
+`100.0`), while a query is resolved, so a bad value fails before anything is built.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from axq.errors import ManifestError, ParameterError, did_you_mean
+
+TYPES = ("int", "float", "number", "bool", "str", "list", "any")
+SPEC_FIELDS = ("type", "default", "nullable", "choices", "min", "max", "description")
+NO_DEFAULT: Any = type("NoDefault", (), {"__repr__": lambda self: "<no default>"})()
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One declared parameter: its type, default, allowed values and description."""
+
+    name: str
+    type: str
+    description: str
+    default: Any = NO_DEFAULT
+    nullable: bool = False
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not NO_DEFAULT
+
+    def check(self, value: Any) -> Any:
+        """Return the value normalised to this parameter's type, or raise ParameterError."""
+        if value is None:
+            if self.nullable:
+                return None
+            raise ParameterError(self.name, value, "needs a value (null is not allowed)")
+        value = self._typed(value)
+        if self.choices is not None and value not in self.choices:
+            words = [str(c) for c in self.choices]
+            raise ParameterError(self.name, value, f"must be one of {', '.join(words)}"
+                                 + did_you_mean(str(value), words))
+        self._check_range(value)
+        return value
+
+    def _typed(self, value: Any) -> Any:
+        """Return value as this parameter's type, or raise ParameterError."""
+        kind = self.type
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind == "int" and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if kind == "str" and number:
+            return str(value)  # `system=123` means the name "123"
+        if kind == "float" and number:
+            return float(value)
+        if _is(kind, value):
+            return value
+        raise ParameterError(self.name, value, f"must be {_HUMAN[kind]}")
+
+    def _check_range(self, value: Any) -> None:
+        """Raise ParameterError if a number is outside [minimum, maximum]."""
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return
+        if self.minimum is not None and value < self.minimum:
+            raise ParameterError(self.name, value, f"must be at least {_num(self.minimum)}")
+        if self.maximum is not None and value > self.maximum:
+            raise ParameterError(self.name, value, f"must be at most {_num(self.maximum)}")
+
+    def describe_range(self) -> str:
+        """Say which values are allowed, for `axq params`."""
+        if self.choices is not None:
+            return "|".join(str(c) for c in self.choices)
+        low = "" if self.minimum is None else _num(self.minimum)
+        high = "" if self.maximum is None else _num(self.maximum)
+        return f"{low}..{high}" if low or high else ""
+
+
+_HUMAN = {"int": "an integer", "float": "a number", "number": "a number", "bool": "true or false",
+          "str": "a string", "list": "a list (a,b,...)", "any": "a value"}
+
+
+def _is(kind: str, value: Any) -> bool:
+    """Say whether value is of the declared kind (bools are not numbers)."""
+    if kind == "any":
+        return True
+    if kind == "list":
+        return isinstance(value, list)
+    if isinstance(value, bool):
+        return kind == "bool"
+    expected = {"int": int, "float": float, "number": (int, float), "bool": bool, "str": str}[kind]
+    return isinstance(value, expected)
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def read_parameters(recipe: str, data: Any) -> dict[str, Parameter]:
+    """Check a recipe's `parameters` object and return its Parameters by name."""
+    if not isinstance(data, dict):
+        raise ManifestError(recipe, "parameters", f"expected an object, found {json.dumps(data)[:60]}")
+    return {name: _parameter(recipe, name, spec) for name, spec in data.items()}
+
+
+def _parameter(recipe: str, name: str, spec: Any) -> Parameter:
+    """Check one parameter's declaration and build it."""
+    where = f"parameters.{name}"
+    if not isinstance(spec, dict):
+        raise ManifestError(recipe, where, f"expected an object with {', '.join(SPEC_FIELDS)}")
+    for key in spec:
+        if key not in SPEC_FIELDS:
+            raise ManifestError(recipe, f"{where}.{key}", f"unknown key; expected one of {', '.join(SPEC_FIELDS)}"
+                                + did_you_mean(key, SPEC_FIELDS))
+    kind, description = spec.get("type"), spec.get("description")
+    if kind not in TYPES:
+        raise ManifestError(recipe, f"{where}.type", f"expected one of {', '.join(TYPES)}, found {json.dumps(kind)}")
+    if not isinstance(description, str) or not description.strip():
+        raise ManifestError(recipe, f"{where}.description", "required: one line saying what it is")
+    return _checked_default(recipe, where, Parameter(
+        name, kind, description, spec.get("default", NO_DEFAULT),
+        bool(spec.get("nullable", spec.get("default", 0) is None)),
+        _choices(recipe, where, spec.get("choices")),
+        _bound(recipe, f"{where}.min", spec.get("min")), _bound(recipe, f"{where}.max", spec.get("max"))))
+
+
+def _choices(recipe: str, where: str, choices: Any) -> tuple[Any, ...] | None:
+    if choices is None:
+        return None
+    if not isinstance(choices, list) or not choices:
+        raise ManifestError(recipe, f"{where}.choices", "expected a non-empty list")
+    return tuple(choices)
+
+
+def _bound(recipe: str, where: str, value: Any) -> float | None:
+    if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+        raise ManifestError(recipe, where, f"expected a number, found {json.dumps(value)}")
+    return value
+
+
+def _checked_default(recipe: str, where: str, parameter: Parameter) -> Parameter:
+    """Return the parameter if its own default passes its checks, else raise ManifestError."""
+    if parameter.has_default:
+        items = parameter.default if isinstance(parameter.default, list) else [parameter.default]
+        if not all(isinstance(item, (type(None), bool, int, float, str)) for item in items):
+            raise ManifestError(recipe, f"{where}.default", "expected a number, string, bool, null or a list of "
+                                f"those (a query must be able to state it), found {json.dumps(parameter.default)[:60]}")
+        try:
+            parameter.check(parameter.default)
+        except ParameterError as error:
+            raise ManifestError(recipe, f"{where}.default", error.problem) from None
+    return parameter
