@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["byname", "byquery", "gc", "list_entries", "plan", "reindex", "remove", "rules", "sweep", "where", "wipe"]
+__all__ = ["byname", "byquery", "gc", "list_entries", "params", "plan", "reindex", "remove", "rules",
+           "stale_reasons", "sweep", "where", "wipe"]
 
 
 def __getattr__(name: str) -> Any:

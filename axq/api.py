@@ -15,7 +15,7 @@ from axq.build import Builder, stale_reason
 from axq.entry import Entry
 from axq.errors import DependentsError, EntryNotFound
 from axq.graph import Node
-from axq.params import Parameter
+from axq.parameters import Parameter
 from axq.progress import Reporter
 from axq.query import Query, format_value, parse
 from axq.resolve import Match, choose, resolve, with_overrides

@@ -54,17 +54,23 @@ class ManifestError(AxqError):
 
 
 class ParameterError(AxqError):
-    """A parameter value that its recipe's declaration (or check) refuses."""
+    """A parameter value that its recipe's declaration (or check) refuses.
 
-    def __init__(self, name: str, value: object, problem: str, rule: str = "") -> None:
+    `ParameterError(name, value, problem)` names the parameter; a recipe's cross-parameter
+    check may also raise `ParameterError("one line")`.
+    """
+
+    def __init__(self, name: str, value: object = None, problem: str = "", rule: str = "") -> None:
         self.name, self.value, self.problem, self.rule = name, value, problem, rule
         super().__init__(name, value, problem)
 
     def __str__(self) -> str:
         import json
 
-        shown = json.dumps(self.value, default=str) if not isinstance(self.value, str) else self.value
         where = f" (rule {self.rule})" if self.rule else ""
+        if not self.problem:
+            return f"bad parameters{where}: {self.name}"
+        shown = json.dumps(self.value, default=str) if not isinstance(self.value, str) else self.value
         return f"bad parameter `{self.name}={shown}`{where}: {self.problem}"
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from axq import locations
 from axq.entry import load_code
 from axq.errors import ManifestError, ParameterError
-from axq.params import Parameter, read_parameters
+from axq.parameters import Parameter, read_parameters
 
 RECIPE_FILE = locations.RECIPE_FILE
 CODE_FILE = "code.py"

@@ -39,6 +39,14 @@ def _point_row(query: Query, keys: list[str]) -> Row:
     return {k: query.assignments[k] for k in keys}
 
 
+def check_points(points: list[Query], overrides: dict[str, Any] | None) -> None:
+    """Resolve every point first: a bad value anywhere fails the sweep before a point runs."""
+    from axq.resolve import resolve
+
+    for point in points:
+        resolve(point, overrides)
+
+
 def run_point(point: Query, swept: list[str], getters: list[str], overrides: dict[str, Any] | None,
               work_collection: Any, reporter: Reporter) -> Row:
     """Build (or reuse) one point and read its getters; a failure becomes the row's error."""
@@ -81,6 +89,7 @@ def sweep(
         raise UsageError(f"`{query}` sweeps nothing: use `k:=a:b:c` for at least one parameter")
     reporter = reporter or Reporter()
     swept, points, rows = swept_keys(query), query.expand(), []
+    check_points(points, overrides)
     for number, point in enumerate(points, 1):
         reporter.log(f"sweep point {number}/{len(points)}: " + ",".join(str(c) for c in point.conditions
                                                                            if c.key in swept))

@@ -145,3 +145,103 @@ def test_entries_fetched_during_a_build_are_recorded_and_protected(work):
     assert "collected [1, 2, 3]" in log and log.rstrip().endswith(f"built {collected.name}")
     with pytest.raises(DependentsError, match=collected.name):
         axq.remove("number,value=2")
+
+
+# -- the recipe contract: every input in the graph, stale entries rebuilt, getters read now ----
+
+
+@pytest.fixture
+def recipes(tmp_path, monkeypatch, work):
+    """Copy the toy recipes somewhere a test may edit them; return that directory."""
+    import shutil
+
+    from tests.conftest import TOY_RECIPES
+
+    copy = tmp_path / "recipes"
+    shutil.copytree(TOY_RECIPES, copy)
+    monkeypatch.setenv("AXQ_ENTRIES", str(copy))
+    return copy
+
+
+def bump(recipes, name: str, code_from: str = "", code_to: str = "") -> None:
+    """Raise a toy recipe's version (and change its code), as a recipe author would."""
+    from axq.entry import forget_loaded_code
+    from axq.recipe import all_recipes
+
+    manifest = recipes / name / "recipe.json"
+    data = json.loads(manifest.read_text())
+    data["version"] += 1
+    manifest.write_text(json.dumps(data))
+    if code_from:
+        code = recipes / name / "code.py"
+        code.write_text(code.read_text().replace(code_from, code_to))
+    all_recipes.cache_clear()
+    forget_loaded_code()
+
+
+def test_entry_that_used_an_older_recipe_version_is_stale_and_rebuilt(recipes, axq_cli):
+    assert axq.byquery("collected").get("total") == 3
+    bump(recipes, "toy_number", 'write_text(str(ctx.params["value"]))', 'write_text(str(10 * ctx.params["value"]))')
+    steps = axq.plan("collected")
+    assert not steps[0].cached and steps[0].stale and "built by toy_number version 1, now 2" in steps[0].reason
+    listed = axq.stale_reasons(axq.list_entries("collected"))
+    assert list(listed.values()) == [steps[0].stale]
+    assert axq.byquery("collected").get("total") == 30
+    assert axq.plan("collected")[0].cached
+
+
+def test_planned_dependencies_are_in_the_graph_identity_and_plan(recipes):
+    steps = axq.plan("planned_sum,count=3")
+    assert [s.node.producer.recipe.name for s in steps] == ["toy_planned", "toy_number", "toy_number", "toy_number"]
+    assert steps[0].estimate_s == 1.5 and steps[0].reason == "not built yet"
+    entry = axq.byquery("planned_sum,count=3")
+    assert entry.get("total") == 6 and set(entry.manifest["deps"]) == {"n1", "n2", "n3"}
+    bump(recipes, "toy_number")
+    steps = axq.plan("planned_sum,count=3")
+    assert not steps[0].cached and "dependency `n1` differs" in steps[0].reason
+    assert axq.byquery("planned_sum,count=3").identity != entry.identity
+
+
+def test_a_getter_added_to_a_recipe_works_on_entries_built_before(recipes):
+    entry = axq.byquery("number,value=4")
+    manifest = recipes / "toy_number" / "recipe.json"
+    data = json.loads(manifest.read_text())
+    data["getters"].append("tripled")
+    manifest.write_text(json.dumps(data))
+    (recipes / "toy_number" / "getters.py").write_text("def tripled(entry):\n    return 3 * entry.params['value']\n")
+    from axq.entry import forget_loaded_code
+
+    forget_loaded_code()
+    assert axq.byname(entry.name).get("tripled") == 12
+
+
+def test_unknown_getter_lists_the_entry_getters(work, axq_cli):
+    axq.byquery("number,value=2")
+    code, _, err = axq_cli("byquery", "number,value=2", ",", "get", "dubled")
+    assert code == 1 and "did you mean `doubled`?" in err and "its getters: doubled, stored" in err
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda tmp: "/proc/1/axq-wc", "cannot be created"),
+        (lambda tmp: (tmp / "file").write_text("x") and str(tmp / "file"), "a file is in the way"),
+        (lambda tmp: (tmp / "file2").write_text("x") and str(tmp / "file2" / "wc"), "a file is in the way"),
+    ],
+)
+def test_unusable_work_collection_is_one_line(tmp_path, monkeypatch, make, fragment):
+    from tests.conftest import TOY_RECIPES
+
+    monkeypatch.setenv("AXQ_ENTRIES", str(TOY_RECIPES))
+    path = make(tmp_path)
+    result = run_axq("--work-collection", path, "byquery", "number,value=3", ",", "get", "stored")
+    assert result.returncode == 1, result.stderr
+    assert fragment in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_disk_full_during_a_build_is_one_line_and_keeps_nothing(work):
+    with pytest.raises(BuildError, match="no space left on the disk") as caught:
+        axq.byquery("failing,kind=disk_full")
+    assert caught.value.exit_code == 1 and entry_dirs(work) == []
+    assert not os.listdir(work / ".tmp")

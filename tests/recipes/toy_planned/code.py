@@ -1,0 +1,24 @@
+"""Sum number entries 1..count: dependencies known from the parameters, so planned."""
+
+from axq.errors import ParameterError
+
+
+def planned_deps(params):
+    return {f"n{value}": f"number,value={value}" for value in range(1, params["count"] + 1)}
+
+
+def check(params):
+    if params["count"] > params["limit"]:
+        raise ParameterError("count", params["count"], f"must be at most limit={params['limit']}")
+
+
+def estimate(params):
+    return 1.5
+
+
+def build(ctx):
+    return {"sum": sum(dep.get("stored") for dep in ctx.deps.values())}
+
+
+def total(entry):
+    return entry.results["sum"]

@@ -1,0 +1,83 @@
+"""Declared parameters: values checked and normalised while a query is resolved, before any build."""
+
+from __future__ import annotations
+
+import pytest
+
+import axq
+from axq.errors import ParameterError
+from axq.parameters import Parameter
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value", "expected"),
+    [
+        (Parameter("n", "int", "d"), 3, 3),
+        (Parameter("n", "int", "d"), 3.0, 3),
+        (Parameter("q", "float", "d"), 100, 100.0),
+        (Parameter("q", "number", "d"), 100, 100),
+        (Parameter("s", "str", "d"), 123, "123"),
+        (Parameter("b", "bool", "d"), True, True),
+        (Parameter("x", "int", "d", nullable=True), None, None),
+        (Parameter("c", "str", "d", choices=("a", "b")), "b", "b"),
+        (Parameter("r", "int", "d", minimum=1, maximum=3), 3, 3),
+        (Parameter("l", "list", "d"), [1, 2], [1, 2]),
+    ],
+)
+def test_accepted_values_are_normalised(parameter, value, expected):
+    checked = parameter.check(value)
+    assert checked == expected and type(checked) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value", "fragment"),
+    [
+        (Parameter("n", "int", "d"), "three", "must be an integer"),
+        (Parameter("n", "int", "d"), 2.5, "must be an integer"),
+        (Parameter("n", "int", "d"), True, "must be an integer"),
+        (Parameter("b", "bool", "d"), 1, "must be true or false"),
+        (Parameter("n", "int", "d"), None, "null is not allowed"),
+        (Parameter("c", "str", "d", choices=("Offline", "Server")), "Offlne", "did you mean `Offline`?"),
+        (Parameter("r", "int", "d", minimum=1), 0, "must be at least 1"),
+        (Parameter("r", "float", "d", maximum=0.5), 0.75, "must be at most 0.5"),
+    ],
+)
+def test_refused_values_say_why(parameter, value, fragment):
+    with pytest.raises(ParameterError) as caught:
+        parameter.check(value)
+    assert fragment in str(caught.value)
+    assert str(caught.value).startswith(f"bad parameter `{parameter.name}=")
+
+
+def test_mistyped_choice_exits_2_before_anything_is_built(work, axq_cli):
+    code, _, err = axq_cli("byquery", "failing,kind=usr")
+    assert code == 2
+    assert "must be one of user, bug, disk_full; did you mean `user`?" in err
+    assert not work.exists() or not any(p for p in work.iterdir() if not p.name.startswith("."))
+
+
+@pytest.mark.parametrize("verb", ["byquery", "plan"])
+def test_bad_value_in_a_dependency_chain_fails_before_building(work, axq_cli, verb):
+    code, _, err = axq_cli(verb, "sum,value=two")
+    assert code == 2 and "bad parameter `value=two`" in err and "must be an integer" in err
+    assert not work.exists() or not [p for p in work.iterdir() if not p.name.startswith(".")]
+
+
+def test_recipe_check_refuses_a_combination(work):
+    with pytest.raises(ParameterError, match=r"count=6.*must be at most limit=5"):
+        axq.plan("planned_sum,count=6")
+    assert len(axq.plan("planned_sum,count=6,limit=6")) == 7
+
+
+def test_sweep_points_are_checked_before_the_first_point_runs(work):
+    with pytest.raises(ParameterError, match="value=x"):
+        axq.sweep("number,value:=1:x", ["stored"])
+    assert not work.exists() or not [p for p in work.iterdir() if not p.name.startswith(".")]
+
+
+def test_params_lists_values_sources_and_declarations(work):
+    found = {p.name: p for p in axq.params("planned_sum,count=3")}
+    assert set(found) == {"count", "limit"}
+    assert (found["count"].value, found["count"].source, found["count"].default) == (3, "query", 2)
+    assert (found["limit"].value, found["limit"].source) == (5, "default")
+    assert found["count"].minimum == 0 and found["count"].description.startswith("how many")
