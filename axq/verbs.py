@@ -19,10 +19,14 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from axq.cli import emit, entry_status, query_memo
 from axq.errors import UsageError, did_you_mean
+
+if TYPE_CHECKING:
+    from axq.api import ParamInfo, Step
+    from axq.entry import Entry
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class Stage:
     help: str
     nargs: tuple[int, int] = (0, 0)
     options: tuple[Option, ...] = ()
-    handler: Callable[[Any, list[str], Call], int] | None = None
+    handler: Callable[[Entry, list[str], Call], int] | None = None
 
     def usage(self) -> str:
         """Return `, name ARGS [OPTIONS]`."""
@@ -149,19 +153,19 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
 # -- stages that act on an entry ----------------------------------------------------------
 
 
-def get_stage(entry: Any, args: list[str], call: Call) -> int:
+def get_stage(entry: Entry, args: list[str], call: Call) -> int:
     """Print a getter's value."""
     emit(entry.get(args[0]), call.json)
     return entry_status(entry)
 
 
-def get_path_stage(entry: Any, args: list[str], call: Call) -> int:
+def get_path_stage(entry: Entry, args: list[str], call: Call) -> int:
     """Print the entry's directory (or a path inside it)."""
     print(os.path.join(str(entry.path), *args))
     return 0
 
 
-def show_stage(entry: Any, args: list[str], call: Call) -> int:
+def show_stage(entry: Entry, args: list[str], call: Call) -> int:
     """Print an entry's manifest and files (or its build log with --log)."""
     if call.options.get("--log"):
         print((entry.path / "build.log").read_text(), end="")
@@ -171,7 +175,7 @@ def show_stage(entry: Any, args: list[str], call: Call) -> int:
     return 0
 
 
-def remove_stage(entry: Any, args: list[str], call: Call) -> int:
+def remove_stage(entry: Entry, args: list[str], call: Call) -> int:
     """Remove the entry (refusing to break dependents without --force)."""
     return remove_names(entry.name, call)
 
@@ -186,7 +190,7 @@ ENTRY_STAGES = (
 )
 
 
-def run_entry_stages(entry: Any, call: Call) -> int:
+def run_entry_stages(entry: Entry, call: Call) -> int:
     """Run the stages after a found entry (`get_path` if none); return the worst exit code."""
     code = 0
     for stage, args in call.stages or [(ENTRY_STAGES[1], [])]:
@@ -228,7 +232,7 @@ def plan(call: Call) -> int:
     steps = api.plan(call.query, call.parsed_overrides(), work_collection=call.work_collection)
     if call.json:
         emit([{"name": s.node.name, "recipe": s.node.producer.recipe.name, "cached": s.cached,
-               "reason": s.reason, "depth": s.depth, "estimate_s": _estimate(s), "stale": _stale(s)}
+               "reason": s.reason, "depth": s.depth, "estimate_s": s.estimate_s, "stale": s.stale}
               for s in steps], True)
         return 0
     for step in steps:
@@ -237,31 +241,20 @@ def plan(call: Call) -> int:
     return 0
 
 
-def _estimate(step: Any) -> float | None:
-    """Return a plan step's expected build seconds (None if unknown or not yet reported)."""
-    return getattr(step, "estimate_s", None)
-
-
-def _stale(step: Any) -> str | None:
-    """Return why a plan step's entry is stale, or None."""
-    return getattr(step, "stale", None)
-
-
-def _plan_line(step: Any) -> str:
+def _plan_line(step: Step) -> str:
     """Format one plan step: `[build ] name  (not built yet; about 12 s)`."""
     indent = "  " * step.depth
     if step.cached:
         return f"{indent}[cached] {step.node.name}"
     notes = [step.reason]
-    if _stale(step) and _stale(step) not in step.reason:
-        notes.append(f"stale: {_stale(step)}")
-    estimate = _estimate(step)
-    if estimate is not None:
-        notes.append("about " + duration(estimate))
+    if step.stale and step.stale not in step.reason:
+        notes.append(f"stale: {step.stale}")
+    if step.estimate_s is not None:
+        notes.append("about " + duration(step.estimate_s))
     return f"{indent}[build ] {step.node.name}  ({'; '.join(notes)})"
 
 
-def plan_summary(steps: list[Any]) -> str:
+def plan_summary(steps: list[Step]) -> str:
     """Summarise a plan: `13 to build (12 loadgen_program, 1 mlperf_submission), about 2 h 10 min; 3 cached`."""
     todo = [s for s in steps if not s.cached]
     cached = len(steps) - len(todo)
@@ -271,8 +264,7 @@ def plan_summary(steps: list[Any]) -> str:
     for step in todo:
         counts[step.node.producer.recipe.name] = counts.get(step.node.producer.recipe.name, 0) + 1
     groups = ", ".join(f"{n} {name}" for name, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
-    estimates = [_estimate(s) for s in todo]
-    known = [e for e in estimates if e is not None]
+    known = [s.estimate_s for s in todo if s.estimate_s is not None]
     total = f", about {duration(sum(known))}" + (" (some unknown)" if len(known) < len(todo) else "") if known else ""
     return f"{len(todo)} to build ({groups}){total}; {cached} cached"
 
@@ -305,7 +297,7 @@ def params(call: Call) -> int:
     return 0
 
 
-def _param_row(info: Any) -> dict[str, Any]:
+def _param_row(info: ParamInfo) -> dict[str, Any]:
     """Lay one parameter out as a table row."""
     from axq.query import format_value
 
@@ -314,7 +306,7 @@ def _param_row(info: Any) -> dict[str, Any]:
             "default": default, "allowed": _allowed(info), "description": info.description}
 
 
-def _allowed(info: Any) -> str:
+def _allowed(info: ParamInfo) -> str:
     """Return a parameter's choices (`a|b|c`) or range (`>= 1`, `0..100`), or `-`."""
     from axq.query import format_value
 
@@ -363,12 +355,11 @@ def list_entries(call: Call) -> int:
     return 0
 
 
-def _mark_stale(rows: list[dict[str, Any]], entries: list[Any], call: Call) -> None:
+def _mark_stale(rows: list[dict[str, Any]], entries: list[Entry], call: Call) -> None:
     """Add why each entry is stale: always in JSON, as a column only when some entry is stale."""
     import axq.api as api
 
-    finder = getattr(api, "stale_reasons", None)  # the kernel's staleness check (contract v2)
-    reasons = finder(entries, work_collection=call.work_collection) if finder and entries else {}
+    reasons = api.stale_reasons(entries, work_collection=call.work_collection) if entries else {}
     if call.json or reasons:
         for row in rows:
             row["stale"] = reasons.get(row["name"])
