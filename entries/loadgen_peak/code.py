@@ -20,7 +20,7 @@ each probe's process varies several-fold on a busy machine, which makes validity
 LoadGen's Server early stopping needs about 460 queries even when none is late, so a
 probe below 460 / duration QPS can't be VALID: the search never goes below that floor.
 
-Getters read only `entry.results`: no torch, numpy or LoadGen on the cached path.
+Getters (getters.py) read only `entry.results`: no torch, numpy or LoadGen on the cached path.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-SCENARIOS = ("Server", "Offline")
+from axq_mlperf.planning import TEST_DURATION_S
+
 # Parameters of the search itself (not passed to the probes) and those the probes fix.
 SEARCH = ("peak_start_qps", "peak_max_qps", "peak_tolerance")
 FIXED = ("framework", "dataset_name", "loadgen_mode")
-# Queries LoadGen's Server early stopping needs with none over the latency bound, and the
-# min_duration (s) of a loadgen_program test run whose loadgen_duration_s is null.
-EARLY_STOPPING_QUERIES, TEST_DURATION_S = 460, 1
+# Queries LoadGen's Server early stopping needs with none over the latency bound.
+EARLY_STOPPING_QUERIES = 460
 
 Probe = dict[str, Any]
 
@@ -43,9 +43,8 @@ Probe = dict[str, Any]
 
 
 def build(ctx: Any) -> dict:
-    """Check the parameters, run the search (each probe a cached entry), report the peak."""
+    """Run the search (each probe a cached entry) and report the peak."""
     params = ctx.params
-    check_params(params)
     run = prober(ctx)
     if params["loadgen_scenario"] == "Offline":
         return offline_results(run(None))
@@ -62,29 +61,26 @@ def floor_qps(params: dict) -> int:
 
 
 def check_params(params: dict) -> None:
-    """Raise BuildError for a scenario or search bound the search can't use."""
-    from axq.errors import BuildError
+    """Raise ParameterError for search bounds that don't fit together (recipe.json checks each value)."""
+    from axq.errors import ParameterError
 
-    scenario, start, cap = params["loadgen_scenario"], params["peak_start_qps"], params["peak_max_qps"]
-    if scenario not in SCENARIOS:
-        raise BuildError(f"loadgen_scenario={scenario}: a peak search needs Server (the highest VALID target QPS) "
-                         "or Offline (one run); SingleStream and MultiStream have a latency, not a peak")
-    for name in ("peak_start_qps", "peak_max_qps"):
-        if not is_int(params[name]) or params[name] < 1:
-            raise BuildError(f"{name}={params[name]} must be an integer >= 1 (QPS)")
-    if scenario == "Server" and start < floor_qps(params):
-        raise BuildError(f"peak_start_qps={start} is below {floor_qps(params)} QPS, too few queries in a run for "
-                         "LoadGen's early stopping; raise peak_start_qps or loadgen_duration_s")
+    start, cap = params["peak_start_qps"], params["peak_max_qps"]
+    if params["loadgen_scenario"] == "Server" and start < floor_qps(params):
+        raise ParameterError("peak_start_qps", start, f"is below {floor_qps(params)} QPS, too few queries in a run "
+                             "for LoadGen's early stopping; raise peak_start_qps or loadgen_duration_s")
     if start > cap:
-        raise BuildError(f"peak_start_qps={start} is above peak_max_qps={cap}; lower the start or raise the cap")
-    tolerance = params["peak_tolerance"]
-    if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool) or not 0 < tolerance < 1:
-        raise BuildError(f"peak_tolerance={tolerance} must be a fraction between 0 and 1 (e.g. 0.1)")
+        raise ParameterError("peak_start_qps", start, f"is above peak_max_qps={cap}; lower the start or raise the cap")
 
 
-def is_int(value: Any) -> bool:
-    """Say whether value is an int (and not a bool)."""
-    return isinstance(value, int) and not isinstance(value, bool)
+def expected_seconds(params: dict) -> float:
+    """Return about how long the search takes: a probe per doubling and per bisection step, none cached."""
+    import math
+
+    per_probe = 6 + (params["loadgen_duration_s"] or TEST_DURATION_S)
+    if params["loadgen_scenario"] == "Offline":
+        return per_probe
+    doublings = math.ceil(math.log2(params["peak_max_qps"] / params["peak_start_qps"])) + 1
+    return per_probe * (doublings + math.ceil(math.log2(1 / params["peak_tolerance"])))
 
 
 def probe_overrides(params: dict, qps: int | None) -> dict[str, Any]:
@@ -174,50 +170,3 @@ def offline_results(probe: Probe) -> dict:
     if not probe["valid"]:
         results["invalid_reason"] = f"the Offline run was INVALID; see {probe['entry']}"
     return results
-
-
-# ----------------------------------------------------------------------------- getters
-
-
-def performance(entry: Any) -> float | None:
-    """Return the peak: the highest VALID target QPS (Server) or samples per second (Offline)."""
-    return entry.results.get("performance")
-
-
-def peak_samples_per_second(entry: Any) -> float | None:
-    """Return the throughput LoadGen measured at the peak probe."""
-    return entry.results.get("peak_samples_per_second")
-
-
-def probes(entry: Any) -> list[Probe]:
-    """Return every probe (qps, valid, performance, entry), lowest target first."""
-    return list(entry.results.get("probes", []))
-
-
-def result_valid(entry: Any) -> bool:
-    """Return whether a VALID peak was found."""
-    return bool(entry.results.get("valid"))
-
-
-def peak_report(entry: Any) -> str:
-    """Return the peak, its throughput, what bounds it and the probe count on one line."""
-    found = entry.results
-    count = len(found.get("probes", []))
-    if not found.get("valid"):
-        return f"no peak: {found.get('invalid_reason')} ({count} probes)"
-    if found["scenario"] == "Offline":
-        return f"Offline peak: {found['performance']} samples/s (1 run, {found['peak_entry']})"
-    return (f"Server peak: {found['performance']} QPS VALID ({found['peak_samples_per_second']} samples/s), "
-            f"{bound_text(found)}; {count} probes")
-
-
-def bound_text(found: dict) -> str:
-    """Say what stops the peak from being higher: the first INVALID target, or the cap."""
-    if found.get("first_invalid_qps") is not None:
-        return f"{found['first_invalid_qps']} QPS INVALID"
-    return f"at the cap peak_max_qps={found['peak_max_qps']}"
-
-
-def performance_report(entry: Any) -> str:
-    """Return the same line as peak_report (the name other loadgen_output entries use)."""
-    return peak_report(entry)

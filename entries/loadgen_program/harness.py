@@ -1,17 +1,19 @@
 """Run one MLPerf LoadGen test in this process: `python harness.py config.json`.
 
 The recipe's build starts this script in a fresh process per test, in the output entry's
-directory, because LoadGen loads its embedded mlperf.conf only on the first
-`TestSettings.FromConfig` call of a process. The steps: load the data set and the model
-from the dependency entries (their recipe code imported by path), warm the model up and
-time it, turn the timings into the user.conf values the user left null, run the test,
-and leave LoadGen's logs in the current directory.
+directory (axq_mlperf.child), because LoadGen loads its embedded mlperf.conf only on the
+first `TestSettings.FromConfig` call of a process. config.json is an
+axq_mlperf.config.HarnessConfig. The steps: open the data set and model entries with
+`axq.entry.Entry.at` and call their recipe code (`load_arrays`, `load_model`), warm the
+model up and time it, turn the timings into the user.conf values the user left null, run
+the test, and leave LoadGen's logs in the current directory.
 
 The system under test: the QSL holds the loaded samples as one tensor on the device; a
 worker thread takes chunks of samples off a queue that LoadGen's issuing thread fills,
 runs them in batches of up to batch_size (for Server, waiting at most server_max_wait_ms
 to fill one), and completes each batch with one QuerySamplesComplete call. A model that
-raises ends the process at once with its reason in error.json, so LoadGen never hangs.
+raises ends the process at once with its reason in error.json, so LoadGen never hangs;
+an axq.errors.AxqError's message is the user's, anything else is reported with its type.
 """
 
 from __future__ import annotations
@@ -26,53 +28,28 @@ import time
 import traceback
 from concurrent.futures import Future
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import mlperf_loadgen as lg
 import numpy as np
 import torch
-import userconf
+from axq_mlperf import scenarios, userconf
+from axq_mlperf.child import report_failure
+from axq_mlperf.config import HarnessConfig
+from axq_mlperf.results import CALIBRATION, SUT_STATS
 
-ERROR_FILE = "error.json"
+from axq.entry import Entry
+from axq.errors import BuildError
+
 # Timed targets and query floors aim this far above the measured speed: a fresh process
 # runs up to ~1.5x faster after its first seconds (seen here), and a run that outpaces its
 # target ends before min_duration (INVALID). Too high only lengthens a short run.
 MARGIN = 2.0
 SERVER_QPS_CAP = 10_000  # queries/s a Python SUT issues one by one without falling behind
-SCENARIOS = {"SingleStream": lg.TestScenario.SingleStream, "MultiStream": lg.TestScenario.MultiStream,
-             "Server": lg.TestScenario.Server, "Offline": lg.TestScenario.Offline}
-MODES = {"AccuracyOnly": lg.TestMode.AccuracyOnly, "PerformanceOnly": lg.TestMode.PerformanceOnly}
+SCENARIOS = {name: getattr(lg.TestScenario, name) for name in scenarios.SCENARIOS}
+MODES = {name: getattr(lg.TestMode, name) for name in scenarios.MODES}
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-class UserFacingError(Exception):
-    """A failure the user can fix; reported as one line, like axq's BuildError."""
-
-
-class DepEntry:
-    """A dependency entry as its recipe code sees it: path, params and call()."""
-
-    def __init__(self, spec: dict) -> None:
-        self.path, self.params = Path(spec["path"]), spec["params"]
-        self.results, self.name = spec.get("results", {}), Path(spec["path"]).name
-        self.module = load_module(spec["code"])
-
-    def call(self, function: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a function of the entry's recipe code with the entry first."""
-        return getattr(self.module, function)(self, *args, **kwargs)
-
-
-SUT_STATS_FILE = "sut_stats.json"
-
-
-def load_module(path: str) -> ModuleType:
-    """Import a recipe's code.py by path."""
-    module = ModuleType(f"dep_{Path(path).parent.name}", path)
-    module.__file__ = path
-    sys.modules[module.__name__] = module
-    exec(compile(Path(path).read_text(encoding="utf-8"), path, "exec"), module.__dict__)
-    return module
 
 
 # ----------------------------------------------------------------------------- model
@@ -210,9 +187,7 @@ class Worker:
 def fail(error: BaseException) -> None:
     """Write the error for the parent build and end the process now, test or no test."""
     traceback.print_exception(error)
-    reason = str(error) if isinstance(error, UserFacingError) or type(error).__name__ == "BuildError" \
-        else f"{type(error).__name__}: {error}"
-    Path(ERROR_FILE).write_text(json.dumps({"reason": reason}), encoding="utf-8")
+    report_failure(error)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(3)
@@ -221,69 +196,64 @@ def fail(error: BaseException) -> None:
 # ----------------------------------------------------------------------------- settings
 
 
-def calibrate(config: dict, worker: Worker) -> dict[str, float]:
+def calibrate(config: HarnessConfig, worker: Worker) -> dict[str, float]:
     """Warm the model up; return user.conf values for the targets left null, from timings."""
-    scenario, batch = config["scenario"], config["batch_size"]
+    scenario, batch = config.scenario, config.batch_size
     warm_up(worker, batch)
-    if not config["calibrate"]:
+    if not config.calibrate:
         return {}
     if scenario in ("SingleStream", "MultiStream"):
-        return stream_targets(config, time_batches(worker, query_size(config), 0.2))
+        return stream_targets(config, time_batches(worker, config.query_size, 0.2))
     seconds = time_batches(worker, batch, 0.3)
     if scenario == "Offline":
         return offline_targets(config, batch / seconds)
     return server_targets(config, batch / seconds, seconds, time_batches(worker, 1, 0.1))
 
 
-def query_size(config: dict) -> int:
-    """Return the samples in one query of a stream scenario."""
-    return config["multistreamness"] if config["scenario"] == "MultiStream" else 1
-
-
-def stream_targets(config: dict, query_s: float) -> dict[str, float]:
+def stream_targets(config: HarnessConfig, query_s: float) -> dict[str, float]:
     """Return the stream scenario's latency target and/or query floor from one query's time."""
     targets: dict[str, float] = {}
-    if "target_latency" in config["calibrate"]:
+    if "target_latency" in config.calibrate:
         targets["target_latency"] = round(0.5e3 * query_s, 6)
-    if "min_query_count" in config["calibrate"]:
-        enough = math.ceil(MARGIN * config["user_conf"]["min_duration"] / 1000 / query_s)
-        targets["min_query_count"] = max(config["min_queries"], enough)
+    if "min_query_count" in config.calibrate:
+        enough = math.ceil(MARGIN * config.user_conf["min_duration"] / 1000 / query_s)
+        targets["min_query_count"] = max(config.min_queries, enough)
     return targets
 
 
-def offline_targets(config: dict, throughput: float) -> dict[str, float]:
+def offline_targets(config: HarnessConfig, throughput: float) -> dict[str, float]:
     """Return the Offline target QPS and/or sample floor, MARGIN above the timed throughput."""
     targets: dict[str, float] = {}
-    if "target_qps" in config["calibrate"]:
+    if "target_qps" in config.calibrate:
         targets["target_qps"] = round(MARGIN * throughput, 3)
-    if "min_query_count" in config["calibrate"]:
-        targets["min_query_count"] = math.ceil(MARGIN * throughput * config["user_conf"]["min_duration"] / 1000)
+    if "min_query_count" in config.calibrate:
+        targets["min_query_count"] = math.ceil(MARGIN * throughput * config.user_conf["min_duration"] / 1000)
     return targets
 
 
-def server_targets(config: dict, throughput: float, batch_s: float, single_s: float) -> dict[str, float]:
+def server_targets(config: HarnessConfig, throughput: float, batch_s: float, single_s: float) -> dict[str, float]:
     """Return the Server targets left null: a QPS well within reach, a loose latency bound.
 
     The QPS is the least of half the batched throughput, twice the one-sample rate (a tiny
     model is bound by the cost of each query, not of each batch) and SERVER_QPS_CAP.
     """
     targets: dict[str, float] = {}
-    if "target_qps" in config["calibrate"]:
+    if "target_qps" in config.calibrate:
         targets["target_qps"] = round(min(0.5 * throughput, 2 / single_s, SERVER_QPS_CAP), 3)
-    if "target_latency" in config["calibrate"]:
-        wait_ms = config["server_max_wait_ms"]
+    if "target_latency" in config.calibrate:
+        wait_ms = config.server_max_wait_ms
         targets["target_latency"] = max(10, int(8 * batch_s * 1e3 + 2 * wait_ms) + 1)
     return targets
 
 
-def make_settings(config: dict) -> Any:
+def make_settings(config: HarnessConfig) -> Any:
     """Return LoadGen's TestSettings: embedded mlperf.conf, then user.conf, then the mode."""
     settings = lg.TestSettings()
-    status = settings.FromConfig("user.conf", config["model_name"], config["scenario"])
+    status = settings.FromConfig("user.conf", config.model_name, config.scenario)
     if status != 0:
-        raise UserFacingError(f"LoadGen rejected user.conf (status {status}); see the log")
-    settings.scenario = SCENARIOS[config["scenario"]]
-    settings.mode = MODES[config["mode"]]
+        raise BuildError(f"LoadGen rejected user.conf (status {status}); see the log")
+    settings.scenario = SCENARIOS[config.scenario]
+    settings.mode = MODES[config.mode]
     return settings
 
 
@@ -299,27 +269,27 @@ def log_settings() -> Any:
 # ----------------------------------------------------------------------------- main
 
 
-def load_runner(config: dict) -> Runner:
+def load_runner(config: HarnessConfig) -> Runner:
     """Set torch up, then load the data set and the model from their entries."""
-    if config["num_threads"] is not None:
-        torch.set_num_threads(config["num_threads"])
-    if config["device"].startswith("cuda") and not torch.cuda.is_available():
-        raise UserFacingError("device=cuda but torch sees no CUDA device here; use device=cpu")
-    images, _ = DepEntry(config["preprocessed"]).call("load_arrays")
-    model = DepEntry(config["model"]).call("load_model", config["device"])
-    dtype = DTYPES[config["precision"]]
-    return Runner(model.to(dtype), images, config["device"], dtype)
+    if config.num_threads is not None:
+        torch.set_num_threads(config.num_threads)
+    if config.device.startswith("cuda") and not torch.cuda.is_available():
+        raise BuildError("device=cuda but torch sees no CUDA device here; use device=cpu")
+    images, _ = Entry.at(config.preprocessed).call("load_arrays")
+    model = Entry.at(config.model).call("load_model", config.device)
+    dtype = DTYPES[config.precision]
+    return Runner(model.to(dtype), images, config.device, dtype)
 
 
-def run(config: dict) -> None:
+def run(config: HarnessConfig) -> None:
     """Load, calibrate, finish user.conf, run the LoadGen test."""
     runner = load_runner(config)
-    wait = config["server_max_wait_ms"] / 1e3 if config["scenario"] == "Server" else None
-    worker = Worker(runner, config["batch_size"], wait)
-    worker.buffer_size = config["buffer_size"]
+    wait = config.server_max_wait_ms / 1e3 if config.scenario == "Server" else None
+    worker = Worker(runner, config.batch_size, wait)
+    worker.buffer_size = config.buffer_size
     settings = finish_settings(config, worker.run_here(calibrate, config, worker))
     sut = lg.ConstructSUT(worker.issue, worker.flush)
-    qsl = lg.ConstructQSL(len(runner.images), config["buffer_size"], runner.load, runner.unload)
+    qsl = lg.ConstructQSL(len(runner.images), config.buffer_size, runner.load, runner.unload)
     warm = baseline(config, worker)  # discarded: a fresh process runs slower for seconds
     bare = baseline(config, worker)
     began = time.perf_counter()
@@ -334,7 +304,7 @@ def run(config: dict) -> None:
     write_sut_stats(worker, test_s, bare, warm)
 
 
-def baseline(config: dict, worker: Worker) -> list[float]:
+def baseline(config: HarnessConfig, worker: Worker) -> list[float]:
     """Time the same batches in a bare loop on the worker thread (no LoadGen): samples/s.
 
     When harness_baseline_s > 0: once to warm up (discarded: a fresh process runs slower
@@ -343,10 +313,10 @@ def baseline(config: dict, worker: Worker) -> list[float]:
     the bare model's in the same process (two processes running the same loop differ by
     tens of percent on a shared machine).
     """
-    seconds = config.get("baseline_s") or 0
+    seconds = config.baseline_s
     if not seconds:
         return []
-    return [worker.run_here(bare_rate, worker, config["batch_size"], seconds)]
+    return [worker.run_here(bare_rate, worker, config.batch_size, seconds)]
 
 
 def bare_rate(worker: Worker, batch: int, seconds: float) -> float:
@@ -372,24 +342,23 @@ def write_sut_stats(worker: Worker, test_s: float, bare: list[float], warm: list
     if bare:
         stats["bare_samples_per_s"] = round(sum(bare) / len(bare), 2)
         stats["bare_runs_samples_per_s"] = [round(b, 2) for b in [*warm, *bare]]
-    Path(SUT_STATS_FILE).write_text(json.dumps(stats), encoding="utf-8")
+    Path(SUT_STATS).write_text(json.dumps(stats), encoding="utf-8")
 
 
-def finish_settings(config: dict, calibrated: dict[str, float]) -> Any:
+def finish_settings(config: HarnessConfig, calibrated: dict[str, float]) -> Any:
     """Add the calibrated targets to user.conf, check the file, return LoadGen's settings."""
-    conf, model, scenario = Path("user.conf"), config["model_name"], config["scenario"]
+    conf, model, scenario = Path("user.conf"), config.model_name, config.scenario
     userconf.append(conf, model, scenario, calibrated)
-    userconf.check(conf, model, scenario, {**config["user_conf"], **calibrated})
-    Path("calibration.json").write_text(json.dumps(calibrated), encoding="utf-8")
+    userconf.check(conf, model, scenario, {**config.user_conf, **calibrated})
+    Path(CALIBRATION).write_text(json.dumps(calibrated), encoding="utf-8")
     print(f"harness: calibrated {json.dumps(calibrated)}", flush=True)
     return make_settings(config)
 
 
 def main() -> None:
     """Read the config named on the command line and run its test, reporting any failure."""
-    config = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
     try:
-        run(config)
+        run(HarnessConfig.read(Path(sys.argv[1])))
     except BaseException as error:
         fail(error)
 

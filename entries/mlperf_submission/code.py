@@ -1,11 +1,12 @@
 """Gather cached LoadGen runs into an MLPerf submission tree under the entry's `submission/`.
 
-For each scenario it asks axq (`ctx.byquery`, building what is missing) for an accuracy
-run, a performance run and one run per compliance test (`loadgen_compliance_test=TEST01|
-TEST04` on the loadgen program, which verifies itself against the same two reference runs
-and holds its verify_*.txt), checks the compliance runs used those very references, and
-writes the layout of layout.py into the entry's `submission/`. Runs are
-`loadgen_execution=valid` (the official 600 s runs) unless the query says `test`.
+Every run it holds is a planned dependency (`planned_deps`, so `axq plan` lists them all
+and they are built first): per scenario an accuracy run, a performance run and one run per
+compliance test (`loadgen_compliance_test=TEST01|TEST04` on the loadgen program, which
+verifies itself against the same two reference runs and holds its verify_*.txt). The
+build checks the compliance runs used those very references, and writes the layout of
+axq_mlperf.submission into the entry's `submission/`. Runs are `loadgen_execution=valid`
+(the official 600 s runs) unless the query says `test`.
 
 Custom models (digits, Fashion-MNIST) go in the open division with no model mapping
 (`mlperf_model` null): they are not ResNet50, and mapping them to `resnet` makes the
@@ -16,16 +17,12 @@ can never meet. Set `mlperf_model` only for a model that really is one of MLPerf
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-HERE = Path(__file__).resolve().parent
+from axq.errors import BuildError, ParameterError, did_you_mean
 
-
-def _sibling(name: str) -> Any:
-    """Return a module of this recipe by name."""
-    from axq.entry import load_code
-
-    return load_code(str(HERE / f"{name}.py"))
+if TYPE_CHECKING:
+    from axq.entry import BuildContext, Entry
 
 
 def _split(value: Any) -> list[str]:
@@ -34,35 +31,68 @@ def _split(value: Any) -> list[str]:
     return [str(item).strip() for item in items if str(item).strip()]
 
 
-def _run(ctx: Any, scenario: str, extra: str) -> Any:
-    """Return the loadgen output entry of one run, built if missing (recorded as used)."""
-    params = ctx.params
-    return ctx.byquery(f"loadgen_output,{params['benchmark_query']},loadgen_scenario={scenario},"
-                       f"loadgen_execution={params['loadgen_execution']},{extra}")
+def run_queries(params: dict) -> dict[str, str]:
+    """Return every run the submission holds, by dependency name: per scenario accuracy, performance, tests."""
+    queries = {}
+    for scenario in _split(params["scenarios"]):
+        base = (f"loadgen_output,{params['benchmark_query']},loadgen_scenario={scenario},"
+                f"loadgen_execution={params['loadgen_execution']},loadgen_mode=")
+        queries[f"{scenario}_accuracy"] = base + "AccuracyOnly"
+        queries[f"{scenario}_performance"] = base + "PerformanceOnly"
+        for test in _split(params["compliance_tests"]):
+            queries[f"{scenario}_{test}"] = f"{base}PerformanceOnly,loadgen_compliance_test={test}"
+    return queries
 
 
-def compliance_run(ctx: Any, scenario: str, test: str, accuracy: Any, performance: Any) -> Path:
-    """Return the directory of a verified compliance run made against these reference runs."""
-    from axq.errors import BuildError
+def planned_deps(params: dict) -> dict[str, str]:
+    """Return the runs to build before the tree (planned dependencies: in the identity and `axq plan`)."""
+    return run_queries(params)
 
-    run = _run(ctx, scenario, f"loadgen_mode=PerformanceOnly,loadgen_compliance_test={test}")
+
+def check_params(params: dict) -> None:
+    """Raise ParameterError for scenarios, tests, overrides or a division the submission can't take."""
+    from axq_mlperf.scenarios import COMPLIANCE_TESTS, SCENARIOS
+    from axq_mlperf.submission import CLOSED_BENCHMARKS
+
+    for name, known in (("scenarios", SCENARIOS), ("compliance_tests", COMPLIANCE_TESTS)):
+        for item in _split(params[name]):
+            if item not in known:
+                raise ParameterError(name, params[name], f"`{item}` is not one of {', '.join(known)}"
+                                     + did_you_mean(item, known))
+    if not _split(params["scenarios"]):
+        raise ParameterError("scenarios", params["scenarios"], "names no scenario; e.g. scenarios=Offline+Server")
+    overrides(params["system_overrides"])
+    if params["division"] == "closed" and params["benchmark"] not in CLOSED_BENCHMARKS:
+        raise ParameterError("division", "closed", f"takes only the MLPerf benchmarks' own models; "
+                             f"`{params['benchmark']}` is not one of them: use division=open")
+
+
+def expected_seconds(params: dict) -> float:
+    """Return about how long writing the tree takes (its runs are dependencies with their own estimates)."""
+    return 2.0
+
+
+def compliance_run(ctx: BuildContext, scenario: str, test: str, accuracy: Entry, performance: Entry) -> Path:
+    """Return the directory of a compliance run verified against these very reference runs."""
+    run = ctx.deps[f"{scenario}_{test}"]
     found = run.get("compliance")
     used = (found["reference_accuracy"], found["reference_performance"])
     if used != (accuracy.name, performance.name):
         raise BuildError(f"{run.name} was verified against {' and '.join(used)}, not the runs this submission "
-                         f"holds; remove it (axq rm {run.name}) and build again")
+                         f"holds ({accuracy.name}, {performance.name})")
     return Path(run.path)
 
 
-def run_spec(ctx: Any, scenario: str) -> Any:
-    """Build (or reuse) the runs of one scenario and return its RunSpec."""
+def run_spec(ctx: BuildContext, scenario: str) -> Any:
+    """Return the RunSpec of one scenario from its runs (dependencies built before this build)."""
+    from axq_mlperf import submission
+
     params = ctx.params
-    accuracy = _run(ctx, scenario, "loadgen_mode=AccuracyOnly")
-    performance = _run(ctx, scenario, "loadgen_mode=PerformanceOnly")
+    accuracy, performance = ctx.deps[f"{scenario}_accuracy"], ctx.deps[f"{scenario}_performance"]
     compliance = {test: compliance_run(ctx, scenario, test, accuracy, performance)
                   for test in _split(params["compliance_tests"])}
     ctx.log(f"{scenario}: accuracy {accuracy.name}, performance {performance.name}")
-    return _sibling("layout").RunSpec(
+    return submission.RunSpec(
         benchmark=params["benchmark"], scenario=scenario, performance_dir=performance.path,
         accuracy_dir=accuracy.path, accuracy_txt=str(accuracy.get("accuracy_report")),
         user_conf=(performance.path / "user.conf").read_text(), reproduce=reproduce(params),
@@ -96,13 +126,15 @@ def _text(value: Any) -> str:
     return "null" if value is None else (f"'{value}'" if "," in str(value) else str(value))
 
 
-def build(ctx: Any) -> dict:
+def build(ctx: BuildContext) -> dict:
     """Run what is missing, verify the compliance runs and write submission/."""
-    params, layout = ctx.params, _sibling("layout")
+    from axq_mlperf import submission
+
+    params = ctx.params
     runs = [run_spec(ctx, scenario) for scenario in _split(params["scenarios"])]
-    system = layout.system_description({"system_name": params["system"], **overrides(params["system_overrides"])})
-    root = layout.write_submission_tree(ctx.path / "submission", params["division"], params["submitter"],
-                                        params["system"], runs, system, params["layout"])
+    system = submission.system_description({"system_name": params["system"], **overrides(params["system_overrides"])})
+    root = submission.write_submission_tree(ctx.path / "submission", params["division"], params["submitter"],
+                                            params["system"], runs, system, params["layout"])
     verdicts = {f"{r.scenario}/{t}": _verdict(r.compliance[t]) for r in runs for t in r.compliance}
     return {"submission_root": str(root.relative_to(ctx.path)), "compliance": verdicts}
 
@@ -111,14 +143,12 @@ def overrides(text: str) -> dict:
     """Return system_overrides (a JSON object as text: query values can't be dicts) as a dict."""
     import json
 
-    from axq.errors import BuildError
-
     try:
         found = json.loads(text or "{}")
     except json.JSONDecodeError as error:
         found = error
     if not isinstance(found, dict):
-        raise BuildError(f"system_overrides must be a JSON object, e.g. '{{\"cooling\": \"liquid\"}}', not {text!r}")
+        raise ParameterError("system_overrides", text, "must be a JSON object, e.g. '{\"cooling\": \"liquid\"}'")
     return found
 
 
@@ -127,7 +157,3 @@ def _verdict(directory: Path) -> str:
     texts = [p.read_text() for p in Path(directory).glob("verify_*.txt")]
     return "PASS" if texts and all("TEST PASS" in t for t in texts) else "FAIL"
 
-
-def submission_path(entry: Any) -> str:
-    """Return the directory holding the division folder (pass it to the checker's --input)."""
-    return str(entry.path / "submission")

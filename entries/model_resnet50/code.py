@@ -28,22 +28,13 @@ def build(ctx: Any) -> dict:
     """
     import shutil
 
+    from axq_mlperf.hashing import file_sha256
+
     source = find_weights(ctx.params["weights_path"], ctx.log)
     check_weights(source)
     shutil.copyfile(source, ctx.path / WEIGHTS)
     ctx.log(f"resnet50: weights from {source}")
     return {"weights_source": str(source), "weights_sha256": file_sha256(ctx.path / WEIGHTS)}
-
-
-def file_sha256(path: Path) -> str:
-    """Return the SHA-256 of a file, read in chunks."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_model(entry: Any, device: str = "cpu") -> Any:

@@ -9,11 +9,13 @@ starts with `*.`: a model-specific key would never be read by LoadGen itself.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any
 
-TESTS = ("TEST01", "TEST04")
-SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
+from axq_mlperf import logs
+from axq_mlperf.scenarios import COMPLIANCE_TESTS, SCENARIOS, TEST04_FIELD, is_stream
+
+TESTS = COMPLIANCE_TESTS
 HEADER = (
     "# The format of this config file is 'key = value'.\n"
     "# The key has the format 'model.scenario.key'. Value is mostly int64_t.\n"
@@ -29,13 +31,6 @@ DEFAULT_SAMPLING_TARGET = 4096  # resnet50, bert, dlrm, gpt-j, rgat, whisper, ..
 TEST04_KEYS = (("mode", 2), ("performance_issue_unique", 0), ("performance_issue_same", 1),
                ("performance_issue_same_index", 3))
 PASS, FAIL = "PASS", "FAIL"
-
-
-def _logs() -> Any:
-    """Return the sibling log-reading module."""
-    from axq.entry import load_code
-
-    return load_code(str(Path(__file__).with_name("mlperf_logs.py")))
 
 
 def audit_config_text(test: str, model: str = "*", scenario: str = "*") -> str:
@@ -67,8 +62,6 @@ def write_audit_config(test: str, run_dir: Path, model: str = "*", scenario: str
 
 def _responses(log: Path) -> list[tuple[int, str]]:
     """Return (qsl_idx, hex data) of every response in an mlperf_log_accuracy.json."""
-    import json
-
     return [(int(r["qsl_idx"]), str(r["data"]).upper()) for r in json.loads(Path(log).read_text())]
 
 
@@ -126,10 +119,9 @@ def relaxed_threshold(scenario: str, reference_score: float) -> float:
 
 def test01_performance(compliance_dir: Path, perf_dir: Path) -> tuple[str, list[str], dict]:
     """Check the TEST01 run's headline number is within the margin of the reference run's."""
-    logs = _logs()
-    ref, test = (logs.parse_detail(Path(d) / "mlperf_log_detail.txt") for d in (perf_dir, compliance_dir))
+    ref, test = (logs.read_detail(d) for d in (perf_dir, compliance_dir))
     lines = ["Verifying performance."]
-    problem = _test01_problem(logs, ref, test, perf_dir, compliance_dir)
+    problem = _test01_problem(ref, test, perf_dir, compliance_dir)
     if problem:
         return FAIL, [*lines, problem], {}
     ref_score, test_score = logs.detail_metric(ref), logs.detail_metric(test)
@@ -141,7 +133,7 @@ def test01_performance(compliance_dir: Path, perf_dir: Path) -> tuple[str, list[
                                            "threshold": margin}
 
 
-def _test01_problem(logs: Any, ref: dict, test: dict, perf_dir: Path, compliance_dir: Path) -> str:
+def _test01_problem(ref: dict, test: dict, perf_dir: Path, compliance_dir: Path) -> str:
     """Return why the two detail logs cannot be compared at all, or ""."""
     for detail, where in ((ref, perf_dir), (test, compliance_dir)):
         if not logs.detail_valid(detail):
@@ -154,23 +146,19 @@ def _test01_problem(logs: Any, ref: dict, test: dict, perf_dir: Path, compliance
     return ""
 
 
-def summary_score(summary: dict[str, str]) -> tuple[str, float]:
+def summary_score(summary: dict) -> tuple[str, float]:
     """Return (scenario, throughput-like score) of a summary log, as TEST04 compares them."""
-    logs = _logs()
-    scenario = summary["Scenario"].replace(" ", "")
-    prefix = {"Offline": "Samples per second", "Server": "Completed samples per second",
-              "SingleStream": "Early stopping 90", "MultiStream": "Early stopping 99"}[scenario]
-    value = logs.summary_value(summary, prefix)
+    scenario = str(summary["Scenario"]).replace(" ", "")
+    value = logs.summary_value(summary, TEST04_FIELD[scenario])
     if value is None and scenario == "SingleStream":
         value = logs.summary_value(summary, "Early stopping 99.9")
     score = float(value)  # type: ignore[arg-type]
-    return scenario, (1e9 / score if "Stream" in scenario else score)
+    return scenario, (1e9 / score if is_stream(scenario) else score)
 
 
 def test04_performance(compliance_dir: Path, perf_dir: Path) -> tuple[str, list[str], dict]:
     """Check repeating one sample made the run no more than the allowed margin faster."""
-    logs = _logs()
-    ref, test = (logs.parse_summary(Path(d) / "mlperf_log_summary.txt") for d in (perf_dir, compliance_dir))
+    ref, test = (logs.read_summary(d) for d in (perf_dir, compliance_dir))
     lines = ["Verifying performance."]
     problem = _test04_problem(ref, test)
     if problem:
@@ -184,7 +172,7 @@ def test04_performance(compliance_dir: Path, perf_dir: Path) -> tuple[str, list[
                                            "threshold": margin}
 
 
-def _test04_problem(ref: dict[str, str], test: dict[str, str]) -> str:
+def _test04_problem(ref: dict, test: dict) -> str:
     """Return why two summary logs cannot be compared, or ""."""
     for summary, which in ((ref, "Reference"), (test, "Test")):
         if summary.get("Result is") != "VALID":

@@ -24,9 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from axq_mlperf.logs import ACCURACY, DETAIL, SUMMARY
+from axq_mlperf.truncation import truncate_accuracy_log
+
 LAYOUTS = ("v5.1", "v6.0", "v6.1")
-PERF_FILES = ("mlperf_log_summary.txt", "mlperf_log_detail.txt")
-ACC_LOG = "mlperf_log_accuracy.json"
+PERF_FILES = (SUMMARY, DETAIL)
+ACC_LOG = ACCURACY
 # Benchmarks the closed division knows (constants.py MODEL_CONFIG, v5.1 and v6.0 models).
 CLOSED_BENCHMARKS = frozenset({
     "resnet", "retinanet", "bert-99", "bert-99.9", "dlrm-v2-99", "dlrm-v2-99.9", "3d-unet-99",
@@ -45,7 +48,7 @@ class RunSpec:
     """One benchmark and scenario of a submission: where its runs are and how to redo them.
 
     `compliance` maps a test (TEST01, TEST04) to the directory of its LoadGen run, which
-    also holds the verify_*.txt files that compliance.verify_test0x wrote there.
+    also holds the verify_*.txt files that axq_mlperf.compliance.verify_test0x wrote there.
     `accuracy_txt` is the accuracy report (e.g. `accuracy=97.000%, good=..., total=...`).
     """
 
@@ -60,13 +63,6 @@ class RunSpec:
     measurements: dict[str, Any] = field(default_factory=dict)
     mlperf_model: str | None = None  # the official benchmark an open-division model maps to
     notes: str = ""  # said in the scenario's README (division, kind of run)
-
-
-def _truncate() -> Any:
-    """Return the sibling truncation module."""
-    from axq.entry import load_code
-
-    return load_code(str(Path(__file__).with_name("truncate.py")))
 
 
 def check_division(division: str, runs: list[RunSpec]) -> None:
@@ -103,7 +99,7 @@ def write_accuracy(run: RunSpec, target: Path) -> str:
     """Write accuracy/ with the logs, accuracy.txt and the truncated accuracy log; return the hash."""
     copy_files(run.accuracy_dir, target, PERF_FILES)
     (target / "accuracy.txt").write_text(run.accuracy_txt.rstrip("\n") + "\n", encoding="utf-8")
-    return _truncate().truncate_accuracy_log(Path(run.accuracy_dir) / ACC_LOG, target / "accuracy.txt")
+    return truncate_accuracy_log(Path(run.accuracy_dir) / ACC_LOG, target / "accuracy.txt")
 
 
 def write_compliance(test: str, source: Path, target: Path) -> None:
@@ -117,7 +113,7 @@ def write_compliance(test: str, source: Path, target: Path) -> None:
         accuracy.mkdir(parents=True, exist_ok=True)
         report = (Path(source) / "verify_accuracy.txt").read_text(encoding="utf-8")
         (accuracy / "accuracy.txt").write_text(report.rstrip("\n") + "\n", encoding="utf-8")
-        _truncate().truncate_accuracy_log(Path(source) / ACC_LOG, accuracy / "accuracy.txt")
+        truncate_accuracy_log(Path(source) / ACC_LOG, accuracy / "accuracy.txt")
 
 
 def write_measurements(run: RunSpec, target: Path, layout: str, system: str) -> None:

@@ -8,20 +8,13 @@ log stays where it is and the truncated copy is written beside accuracy.txt.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
+
+from axq_mlperf.hashing import file_sha256
 
 VIEWABLE_SIZE = 4096
 ELLIPSIS = "\n\n...\n\n"
 
-
-def file_sha256(path: Path) -> str:
-    """Return the SHA-256 hex digest of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def truncated_text(full_log: Path, keep_bytes: int = VIEWABLE_SIZE) -> str:

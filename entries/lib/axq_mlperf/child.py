@@ -1,0 +1,82 @@
+"""Run a LoadGen child process in an entry directory, its output into the build log.
+
+A fresh process per test matters: LoadGen loads its embedded mlperf.conf only on the first
+`TestSettings.FromConfig` call of a process. The child gets the axq package and the recipe
+libraries (`axq.locations.library_dirs()`) on PYTHONPATH. A child that fails for a reason
+the user can act on writes it to `error.json` (see `report_failure`); the build raises it
+as a BuildError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from axq.errors import BuildError
+
+if TYPE_CHECKING:
+    from axq.entry import BuildContext
+
+ERROR_FILE = "error.json"
+
+
+def run_child(ctx: BuildContext, script: Path, timeout_s: float | None, *args: str) -> None:
+    """Run `python script args` in ctx.path, its output into the log; raise BuildError if it fails."""
+    command = [sys.executable, str(script), *args]
+    process = subprocess.Popen(command, cwd=ctx.path, env=child_env(), text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
+    timer = threading.Timer(timeout_s, process.kill) if timeout_s else None
+    if timer:
+        timer.start()
+    tail = stream_output(ctx, process)
+    if timer:
+        timer.cancel()
+    if process.returncode != 0:
+        raise child_error(Path(ctx.path), process.returncode, tail, timeout_s)
+
+
+def child_env() -> dict[str, str]:
+    """Return the environment with axq and the recipe libraries importable in the child."""
+    import axq
+    from axq import locations
+
+    paths = [*locations.library_dirs(), str(Path(axq.__file__).resolve().parents[1]),
+             os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+
+
+def stream_output(ctx: BuildContext, process: subprocess.Popen) -> list[str]:
+    """Copy the child's lines into the build log until it ends; return the last 20."""
+    tail: list[str] = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        ctx.log(line.rstrip())
+        tail = [*tail[-19:], line.rstrip()]
+    process.wait()
+    return tail
+
+
+def child_error(path: Path, code: int, tail: list[str], timeout_s: float | None) -> BuildError:
+    """Return the BuildError for a failed child: its reported reason, else its last lines."""
+    report = path / ERROR_FILE
+    if report.is_file():
+        reason = json.loads(report.read_text(encoding="utf-8"))["reason"]
+        return BuildError(f"LoadGen test failed: {reason}")
+    if code < 0 and timeout_s:
+        return BuildError(f"LoadGen test killed after loadgen_timeout_s={timeout_s}")
+    last = next((line for line in reversed(tail) if line.strip()), "no output")
+    return BuildError(f"LoadGen test process exited with status {code}: {last}")
+
+
+def report_failure(error: BaseException) -> str:
+    """In the child: write error.json (an AxqError's own words, else its type too); return the reason."""
+    from axq.errors import AxqError
+
+    reason = str(error) if isinstance(error, AxqError) else f"{type(error).__name__}: {error}"
+    Path(ERROR_FILE).write_text(json.dumps({"reason": reason}), encoding="utf-8")
+    return reason

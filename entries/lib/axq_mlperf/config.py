@@ -1,0 +1,56 @@
+"""The typed configuration between a LoadGen recipe's build and its child process.
+
+The build writes it as `config.json` in the entry directory; the child (`harness.py`) reads
+it back. Dependencies travel as entry directories: the child opens them with
+`axq.entry.Entry.at(path)` and calls their recipe code (`entry.call("load_model", ...)`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+FILE = "config.json"
+
+
+@dataclass(frozen=True)
+class HarnessConfig:
+    """What one LoadGen test in the child needs: the test, the SUT's settings, its two inputs."""
+
+    scenario: str
+    mode: str
+    model_name: str  # the model name user.conf lines use
+    user_conf: dict[str, float]  # what user.conf already holds
+    calibrate: tuple[str, ...]  # user.conf keys the child times and appends
+    buffer_size: int  # LoadGen's performance sample count
+    batch_size: int
+    multistreamness: int
+    server_max_wait_ms: float
+    num_threads: int | None
+    min_queries: int  # the least query floor a timed one may be (early stopping)
+    baseline_s: float  # seconds of bare-model timing around the test (0: none)
+    device: str
+    precision: str
+    preprocessed: str  # directory of the preprocessed data set entry (`load_arrays`)
+    model: str  # directory of the model entry (`load_model`)
+
+    def write(self, directory: Path) -> Path:
+        """Write the configuration as config.json in directory; return its path."""
+        path = Path(directory) / FILE
+        path.write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> HarnessConfig:
+        """Return the configuration in a config.json (a TypeError names a missing or unknown field)."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TypeError(f"{path}: unknown harness configuration fields {sorted(unknown)}")
+        return cls(**{**data, "calibrate": tuple(data["calibrate"])})
+
+    @property
+    def query_size(self) -> int:
+        """Return the samples in one query of a stream scenario."""
+        return self.multistreamness if self.scenario == "MultiStream" else 1

@@ -1,0 +1,78 @@
+"""Read what a finished LoadGen run left in its directory: validity, headline, accuracy, SUT statistics.
+
+The accuracy of a classifier run is decoded from mlperf_log_accuracy.json, where each
+response is the predicted class as a little-endian int64.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from axq_mlperf import logs
+from axq_mlperf.scenarios import CHECKS, HEADLINES
+
+CALIBRATION, SUT_STATS = "calibration.json", "sut_stats.json"
+
+
+def collect_results(path: Path, scenario: str, mode: str, labels: Any) -> dict:
+    """Return the results of a finished test: summary, validity, headline or accuracy, SUT statistics."""
+    text = (Path(path) / logs.SUMMARY).read_text(encoding="utf-8")
+    summary = logs.parse_summary(text)
+    sut = sut_stats(path)
+    results = {"scenario": scenario, "mode": mode, "summary": summary, "calibrated": read_json(path, CALIBRATION),
+               "sut": sut}
+    results.update(validity(summary, mode, logs.invalid_reasons(text)))
+    if mode == "AccuracyOnly":
+        results.update(score(Path(path) / logs.ACCURACY, labels))
+    else:
+        results.update(headline(summary, scenario))
+        if "bare_samples_per_s" in sut and scenario in ("Offline", "Server"):
+            sut["harness_efficiency"] = round(results["performance"] / sut["bare_samples_per_s"], 4)
+    return results
+
+
+def read_json(path: Path, name: str) -> Any:
+    """Return the JSON file `name` of a run directory."""
+    return json.loads((Path(path) / name).read_text(encoding="utf-8"))
+
+
+def sut_stats(path: Path) -> dict:
+    """Return the child's SUT statistics with the fraction of the test the SUT was busy."""
+    sut = read_json(path, SUT_STATS)
+    sut["sut_busy_fraction"] = round(sut["sut_busy_s"] / sut["test_wall_s"], 4) if sut["test_wall_s"] else None
+    return sut
+
+
+def validity(summary: dict, mode: str, reasons: list[str]) -> dict:
+    """Return result_valid, valid and (when invalid) LoadGen's reason lines."""
+    status = summary.get("Result is")
+    valid = status == "VALID" or (status is None and mode == "AccuracyOnly")
+    found: dict[str, Any] = {"result_valid": valid, "valid": valid}
+    if not valid:
+        found["invalid_reason"] = "LoadGen: INVALID result: " + "; ".join(
+            reasons or [f"LoadGen reports the result as {status}"])
+    return found
+
+
+def headline(summary: dict, scenario: str) -> dict:
+    """Return the scenario's headline metric, its unit, and which of LoadGen's checks held."""
+    metric, unit = HEADLINES[scenario]
+    found = {"metric": metric, "performance": summary.get(metric), "unit": unit}
+    found.update({key: summary[field] == "Yes" for key, field in CHECKS.items() if field in summary})
+    return found
+
+
+def predictions(log: Path) -> dict[int, int]:
+    """Return {sample index: predicted class} from an accuracy log of int64 responses."""
+    records = json.loads(Path(log).read_text(encoding="utf-8"))
+    return {r["qsl_idx"]: int.from_bytes(bytes.fromhex(r["data"]), "little", signed=True) for r in records}
+
+
+def score(log: Path, labels: Any) -> dict:
+    """Return accuracy in percent, good and total from the accuracy log's predicted classes."""
+    predicted = predictions(log)
+    good = sum(1 for index, label in predicted.items() if int(labels[index]) == label)
+    total = len(predicted)
+    return {"accuracy": round(100.0 * good / total, 6) if total else 0.0, "good": good, "total": total}

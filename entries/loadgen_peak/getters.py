@@ -1,0 +1,54 @@
+"""Getters of a peak search: values read from its results (on the cached-query path: nothing heavy)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from axq.entry import Entry
+
+Probe = dict[str, Any]
+
+
+def performance(entry: Entry) -> float | None:
+    """Return the peak: the highest VALID target QPS (Server) or samples per second (Offline)."""
+    return entry.results.get("performance")
+
+
+def peak_samples_per_second(entry: Entry) -> float | None:
+    """Return the throughput LoadGen measured at the peak probe."""
+    return entry.results.get("peak_samples_per_second")
+
+
+def probes(entry: Entry) -> list[Probe]:
+    """Return every probe (qps, valid, performance, entry), lowest target first."""
+    return list(entry.results.get("probes", []))
+
+
+def result_valid(entry: Entry) -> bool:
+    """Return whether a VALID peak was found."""
+    return bool(entry.results.get("valid"))
+
+
+def peak_report(entry: Entry) -> str:
+    """Return the peak, its throughput, what bounds it and the probe count on one line."""
+    found = entry.results
+    count = len(found.get("probes", []))
+    if not found.get("valid"):
+        return f"no peak: {found.get('invalid_reason')} ({count} probes)"
+    if found["scenario"] == "Offline":
+        return f"Offline peak: {found['performance']} samples/s (1 run, {found['peak_entry']})"
+    return (f"Server peak: {found['performance']} QPS VALID ({found['peak_samples_per_second']} samples/s), "
+            f"{bound_text(found)}; {count} probes")
+
+
+def bound_text(found: dict) -> str:
+    """Say what stops the peak from being higher: the first INVALID target, or the cap."""
+    if found.get("first_invalid_qps") is not None:
+        return f"{found['first_invalid_qps']} QPS INVALID"
+    return f"at the cap peak_max_qps={found['peak_max_qps']}"
+
+
+def performance_report(entry: Entry) -> str:
+    """Return the same line as peak_report (the name other loadgen_output entries use)."""
+    return peak_report(entry)

@@ -1,0 +1,95 @@
+"""Getters of a LoadGen run: values read from the entry's results, nothing computed anew.
+
+On the cached-query path: imports only axq.errors (which the kernel has loaded already); no
+numpy, torch, LoadGen or axq_mlperf.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from axq.errors import GetterError
+
+if TYPE_CHECKING:
+    from axq.entry import Entry
+
+# LoadGen's checks behind VALID as performance_report names them (axq_mlperf.scenarios.CHECKS keys).
+CHECK_KEYS = ("latency_constraint_met", "min_duration_met", "min_queries_met", "early_stopping_met")
+
+
+def accuracy(entry: Entry) -> float:
+    """Return top-1 accuracy in percent."""
+    return float(accuracy_results(entry)["accuracy"])
+
+
+def accuracy_report(entry: Entry) -> str:
+    """Return `accuracy=98.222%, good=442, total=450`."""
+    found = accuracy_results(entry)
+    return f"accuracy={found['accuracy']:.3f}%, good={found['good']}, total={found['total']}"
+
+
+def performance(entry: Entry) -> float:
+    """Return the headline: samples/s (Offline, Server) or percentile latency in ns."""
+    return performance_results(entry)["performance"]
+
+
+def performance_report(entry: Entry) -> str:
+    """Return validity, headline with unit, target and LoadGen's checks on one line."""
+    found = performance_results(entry)
+    checks = ", ".join(f"{key}={'yes' if found[key] else 'NO'}" for key in CHECK_KEYS if key in found)
+    return (f"{'VALID' if found['result_valid'] else 'INVALID'}, {found['scenario']}: "
+            f"{found['metric']} = {found['performance']} {found['unit']}, "
+            f"target {target_text(found)}, {checks}")
+
+
+def target_text(found: dict) -> str:
+    """Return the test's target as LoadGen's summary states it."""
+    summary = found.get("summary", {})
+    for key, unit in (("target_qps", "QPS"), ("target_latency (ns)", "ns")):
+        if key in summary:
+            return f"{summary[key]} {unit}"
+    return "unknown"
+
+
+def latency_p99_ns(entry: Entry) -> float:
+    """Return the 99th percentile latency in ns of a performance run (any scenario)."""
+    return performance_results(entry)["summary"]["99.00 percentile latency (ns)"]
+
+
+def result_valid(entry: Entry) -> bool:
+    """Return whether LoadGen judged the result VALID."""
+    return bool(entry.results.get("result_valid"))
+
+
+def summary(entry: Entry) -> dict:
+    """Return every parsed field of mlperf_log_summary.txt."""
+    return dict(entry.results.get("summary", {}))
+
+
+def compliance_result(entry: Entry) -> str:
+    """Return PASS or FAIL: the verdict of this compliance run's verification."""
+    return str(compliance(entry)["result"])
+
+
+def compliance(entry: Entry) -> dict:
+    """Return the compliance verification: test, result, details, the reference runs' names."""
+    if "compliance" not in entry.results:
+        raise GetterError("no compliance result: this run had no compliance test; query with "
+                            "loadgen_mode=PerformanceOnly,loadgen_compliance_test=TEST01 (or TEST04)")
+    return dict(entry.results["compliance"])
+
+
+def accuracy_results(entry: Entry) -> dict[str, Any]:
+    """Return the results of an AccuracyOnly run, or raise GetterError for another mode."""
+    if "accuracy" not in entry.results:
+        raise GetterError("no accuracy in a loadgen_mode=PerformanceOnly run; query with loadgen_mode=AccuracyOnly")
+    return entry.results
+
+
+def performance_results(entry: Entry) -> dict[str, Any]:
+    """Return the results of a PerformanceOnly run, or raise GetterError for another mode."""
+    if "performance" not in entry.results:
+        raise GetterError("no performance figure in a loadgen_mode=AccuracyOnly run (LoadGen does not "
+                            "time accuracy runs); query with loadgen_mode=PerformanceOnly")
+    return entry.results
+
