@@ -13,7 +13,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 __all__ = ["byname", "byquery", "gc", "list_entries", "params", "plan", "reindex", "remove", "rules",
-           "stale_reasons", "sweep", "where", "wipe"]
+           "set_settings", "settings", "stale_reasons", "sweep", "unset_settings", "where", "wipe"]
 
 
 def __getattr__(name: str) -> Any:

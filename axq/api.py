@@ -6,6 +6,7 @@ default) and raises `axq.errors.AxqError` subclasses for user errors.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -20,11 +21,11 @@ from axq.progress import Reporter
 from axq.query import Query, format_value, parse
 from axq.resolve import Match, choose, resolve, with_overrides
 from axq.resolve import rules as match_rules
-from axq.store import Store, valid_name
+from axq.store import SETTINGS, Store, valid_name
 from axq.sweeps import sweep
 
 __all__ = ["byname", "byquery", "gc", "list_entries", "params", "plan", "reindex", "remove", "rules",
-           "stale_reasons", "sweep", "where", "wipe"]
+           "set_settings", "settings", "stale_reasons", "sweep", "unset_settings", "where", "wipe"]
 
 
 def byquery(
@@ -44,9 +45,9 @@ def byname(name: str, *, work_collection: str | os.PathLike | None = None) -> En
     return Entry.load(Store(work_collection), name)
 
 
-def rules(query: str | Query) -> list[Match]:
-    """Return how every producer rule fares against a query, matches first."""
-    return match_rules(query)
+def rules(query: str | Query, *, work_collection: str | os.PathLike | None = None) -> list[Match]:
+    """Return how every producer rule fares against a query (with the collection's settings), matches first."""
+    return match_rules(query, Store(work_collection).settings())
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class ParamInfo:
     name: str
     type: str
     value: Any
-    source: str  # "default", "rule" (the rule's own default), "query", "fixed"
+    source: str  # "default", "rule" (the rule's own default), "collection" (axq set), "query", "fixed"
     default: Any
     choices: tuple[Any, ...] | None
     minimum: float | None
@@ -74,18 +75,15 @@ def params(
     """List the parameters of the rule a query chooses, with values (checked) and declarations."""
     parsed = parse(query) if isinstance(query, str) else query
     parsed = with_overrides(parsed, overrides) if overrides else parsed
-    chosen = choose(parsed)
-    producer, values = chosen.producer, chosen.params or {}
-    asked = set(parsed.assignments)
-    return [_param_info(producer, name, values.get(name), asked) for name in sorted(producer.accepted)]
+    chosen = choose(parsed, Store(work_collection).settings())
+    producer, values, sources = chosen.producer, chosen.params or {}, chosen.sources or {}
+    return [_param_info(producer, name, values.get(name), sources.get(name, "required"))
+            for name in sorted(producer.accepted)]
 
 
-def _param_info(producer: Any, name: str, value: Any, asked: set[str]) -> ParamInfo:
+def _param_info(producer: Any, name: str, value: Any, source: str) -> ParamInfo:
     """Describe one parameter of a rule."""
     declared: Parameter | None = producer.declared(name)
-    source = ("fixed" if name in producer.params else "query" if name in asked
-              else "rule" if name in producer.defaults and declared and producer.defaults[name] != declared.default
-              else "default")
     return ParamInfo(name, declared.type if declared else type(value).__name__, value, source,
                      declared.default if declared and declared.has_default else None,
                      declared.choices if declared else None, declared.minimum if declared else None,
@@ -115,7 +113,7 @@ def plan(
     """Say what a query needs: what is cached, what would be built and why (a dry run)."""
     store = Store(work_collection)
     steps: list[Step] = []
-    _plan(resolve(query, overrides), store, steps, 0)
+    _plan(resolve(query, overrides, store.settings()), store, steps, 0)
     return steps
 
 
@@ -272,7 +270,50 @@ def wipe(*, work_collection: str | os.PathLike | None = None) -> int:
     names = store.names()
     for name in [*names, *(h for h in (".index", ".tmp", ".locks", ".logs") if os.path.exists(store.path(h)))]:
         shutil.rmtree(store.path(name), ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(store.path(SETTINGS))
     return len(names)
+
+
+def settings(*, work_collection: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Return the collection settings: parameter defaults kept in the work collection."""
+    return Store(work_collection).settings()
+
+
+def set_settings(values: dict[str, Any], *, work_collection: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Set collection settings (`axq set k=v`); return them all.
+
+    A setting fills parameter `k` of every rule that takes it, below a query's own `k=v`,
+    and so enters those entries' identities. Values are checked against the declarations of
+    the recipes that take the parameter; a name no recipe takes is refused with a did-you-mean.
+    """
+    from axq.errors import UsageError, did_you_mean
+    from axq.recipe import all_recipes
+
+    known = {name: p for r in all_recipes() for name, p in [*r.parameters.items(), *(
+        (alias, r.parameters[target]) for alias, target in r.aliases.items())]}
+    for key, value in values.items():
+        if key not in known:
+            raise UsageError(f"no recipe takes a parameter `{key}`" + did_you_mean(key, known))
+        known[key].check(value)
+    store = Store(work_collection)
+    with store.writing():
+        store.write_settings({**store.settings(), **values})
+    return store.settings()
+
+
+def unset_settings(keys: list[str], *, work_collection: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Remove collection settings; return those left."""
+    from axq.errors import UsageError, did_you_mean
+
+    store = Store(work_collection)
+    current = store.settings()
+    for key in keys:
+        if key not in current:
+            raise UsageError(f"`{key}` is not set" + did_you_mean(key, current))
+    with store.writing():
+        store.write_settings({k: v for k, v in current.items() if k not in keys})
+    return store.settings()
 
 
 def where(*, work_collection: str | os.PathLike | None = None) -> str:

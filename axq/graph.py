@@ -25,6 +25,7 @@ class Node:
     params: dict[str, Any]
     query: str
     deps: dict[str, Node] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)  # parameter -> where its value came from
 
     @cached_property
     def identity(self) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from axq.errors import ManifestError, ParameterError, did_you_mean
 
 TYPES = ("int", "float", "number", "bool", "str", "list", "any")
-SPEC_FIELDS = ("type", "default", "nullable", "choices", "min", "max", "description")
+SPEC_FIELDS = ("type", "default", "nullable", "choices", "min", "max", "description", "aliases")
 NO_DEFAULT: Any = type("NoDefault", (), {"__repr__": lambda self: "<no default>"})()
 
 
@@ -31,6 +31,7 @@ class Parameter:
     choices: tuple[Any, ...] | None = None
     minimum: float | None = None
     maximum: float | None = None
+    aliases: tuple[str, ...] = ()  # other names a query may use (axs spellings): the same parameter
 
     @property
     def has_default(self) -> bool:
@@ -127,7 +128,26 @@ def _parameter(recipe: str, name: str, spec: Any) -> Parameter:
         name, kind, description, spec.get("default", NO_DEFAULT),
         bool(spec.get("nullable", spec.get("default", 0) is None)),
         _choices(recipe, where, spec.get("choices")),
-        _bound(recipe, f"{where}.min", spec.get("min")), _bound(recipe, f"{where}.max", spec.get("max"))))
+        _bound(recipe, f"{where}.min", spec.get("min")), _bound(recipe, f"{where}.max", spec.get("max")),
+        _aliases(recipe, f"{where}.aliases", spec.get("aliases", []))))
+
+
+def _aliases(recipe: str, where: str, aliases: Any) -> tuple[str, ...]:
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a.isidentifier() for a in aliases):
+        raise ManifestError(recipe, where, "expected a list of parameter names")
+    return tuple(aliases)
+
+
+def alias_map(recipe: str, parameters: dict[str, Parameter]) -> dict[str, str]:
+    """Map every alias to its parameter's name; raise ManifestError if an alias is taken."""
+    found: dict[str, str] = {}
+    for parameter in parameters.values():
+        for alias in parameter.aliases:
+            if alias in parameters or alias in found:
+                raise ManifestError(recipe, f"parameters.{parameter.name}.aliases",
+                                    f"`{alias}` names another parameter")
+            found[alias] = parameter.name
+    return found
 
 
 def _choices(recipe: str, where: str, choices: Any) -> tuple[Any, ...] | None:

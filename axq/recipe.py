@@ -17,7 +17,7 @@ from typing import Any
 from axq import locations
 from axq.entry import load_code
 from axq.errors import ManifestError, ParameterError
-from axq.parameters import Parameter, read_parameters
+from axq.parameters import Parameter, alias_map, read_parameters
 
 RECIPE_FILE = locations.RECIPE_FILE
 CODE_FILE = "code.py"
@@ -93,6 +93,7 @@ class Recipe:
     version: int
     description: str
     parameters: dict[str, Parameter] = field(default_factory=dict, compare=False, repr=False)
+    aliases: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     producers: tuple[Producer, ...] = field(default=(), compare=False, repr=False)
     getters: tuple[str, ...] = ()
     name_params: tuple[str, ...] = ()
@@ -195,7 +196,8 @@ def read_recipe(path: Path) -> Recipe:
     for key in ("getters", "name_params", "packages"):
         _check_strings(name, key, data.get(key, []))
     recipe = Recipe(name, path, data["version"], data.get("description", ""),
-                    parameters=read_parameters(name, data.get("parameters", {})),
+                    parameters=(declared := read_parameters(name, data.get("parameters", {}))),
+                    aliases=alias_map(name, declared),
                     getters=tuple(data.get("getters", [])),
                     name_params=tuple(data.get("name_params", [])),
                     packages=tuple(data.get("packages", [])))

@@ -11,7 +11,7 @@ after that is an error naming the rules. See docs/recipes.md.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from axq.errors import (
@@ -38,6 +38,7 @@ class Match:
     params: dict[str, Any] | None = None
     unasked: int = 0  # fixed parameters the query does not name: on a tie, fewer wins
     value_error: ParameterError | None = None  # the rule fits, but a value is refused
+    sources: dict[str, str] | None = None  # parameter -> "default", "rule", "collection", "query", "fixed"
 
     @property
     def rank(self) -> tuple[bool, int, int]:
@@ -49,9 +50,37 @@ class Match:
         return self.reason is None
 
 
-def resolved_params(producer: Producer, query: Query) -> dict[str, Any]:
-    """Fill parameters: defaults, then the query's `k=v` values, then the fixed ones."""
-    return {**producer.defaults, **query.assignments, **producer.params}
+Settings = dict[str, Any]  # collection settings: parameter defaults kept in the work collection
+
+
+def layers(producer: Producer, query: Query, settings: Settings) -> list[tuple[str, dict[str, Any]]]:
+    """Return the sources of parameter values, later ones winning: defaults ... fixed."""
+    declared = {k: v for k, v in producer.defaults.items() if k in producer.recipe.parameters
+                and producer.recipe.parameters[k].has_default and producer.recipe.parameters[k].default == v}
+    own = {k: v for k, v in producer.defaults.items() if k not in declared}
+    named = {producer.recipe.aliases.get(k, k): v for k, v in settings.items()}
+    taken = {k: v for k, v in named.items() if k in producer.accepted and k not in producer.params}
+    return [("default", declared), ("rule", own), ("collection", taken), ("query", query.assignments),
+            ("fixed", producer.params)]
+
+
+def resolved_params(producer: Producer, query: Query, settings: Settings | None = None) -> dict[str, Any]:
+    """Fill parameters: defaults, collection settings, the query's `k=v` values, the fixed ones."""
+    return {k: v for _, layer in layers(producer, query, settings or {}) for k, v in layer.items()}
+
+
+def value_sources(producer: Producer, query: Query, settings: Settings | None = None) -> dict[str, str]:
+    """Say where each resolved parameter's value came from."""
+    return {k: source for source, layer in layers(producer, query, settings or {}) for k in layer}
+
+
+def canonical_names(producer: Producer, query: Query) -> Query:
+    """Return the query with parameter aliases (`execution_device`) replaced by their names (`device`)."""
+    aliases = producer.recipe.aliases
+    if not aliases or not any(c.key in aliases for c in query.param_conditions):
+        return query
+    return Query(tuple(replace(c, key=aliases[c.key]) if c.op not in ("tag", "notag") and c.key in aliases
+                       else c for c in query.conditions))
 
 
 def checked_params(producer: Producer, params: dict[str, Any]) -> dict[str, Any]:
@@ -99,9 +128,10 @@ def _param_problem(producer: Producer, query: Query, params: dict[str, Any]) -> 
     return f"needs `{missing[0]}=...`" if missing else None
 
 
-def match(producer: Producer, query: Query) -> Match:
+def match(producer: Producer, query: Query, settings: Settings | None = None) -> Match:
     """Match one producer rule against a query, saying why not when it fails."""
-    params = resolved_params(producer, query)
+    query = canonical_names(producer, query)
+    params = resolved_params(producer, query, settings)
     reason = _tag_problem(producer, query) or _name_problem(producer, query)
     if reason:
         return Match(producer, reason)
@@ -114,13 +144,14 @@ def match(producer: Producer, query: Query) -> Match:
     if reason:
         return Match(producer, reason)
     named = {c.key for c in query.param_conditions}
-    return Match(producer, None, _specificity(producer, query), params, len(set(producer.params) - named))
+    return Match(producer, None, _specificity(producer, query), params, len(set(producer.params) - named),
+                 sources=value_sources(producer, query, settings))
 
 
-def rules(query: Query | str) -> list[Match]:
+def rules(query: Query | str, settings: Settings | None = None) -> list[Match]:
     """Match every producer rule against a query (matches first, most specific first)."""
     query = parse(query) if isinstance(query, str) else query
-    matches = [match(p, query) for r in all_recipes() for p in r.producers]
+    matches = [match(p, query, settings) for r in all_recipes() for p in r.producers]
     return sorted(matches, key=lambda m: m.rank)
 
 
@@ -139,11 +170,11 @@ def _no_producer(query: Query, matches: list[Match]) -> NoProducerError:
     return NoProducerError(f"no producer rule matches `{query}`: {reasons}")
 
 
-def choose(query: Query) -> Match:
+def choose(query: Query, settings: Settings | None = None) -> Match:
     """Return the single most specific matching rule, or raise saying why there is none."""
     if query.is_sweep:
         raise UsageError(f"`{query}` sweeps a parameter: run it with `axq sweep`")
-    matches = rules(query)
+    matches = rules(query, settings)
     winners = [m for m in matches if m.ok and m.rank == matches[0].rank]
     if not matches or not matches[0].ok:
         refused = sorted((m for m in matches if m.value_error), key=lambda m: (-m.specificity, m.unasked))
@@ -180,11 +211,16 @@ def with_overrides(query: Query, overrides: dict[str, Any]) -> Query:
 MAX_DEPTH = 40  # deeper than any real graph: a recipe whose planned deps never end
 
 
-def resolve(query: Query | str, overrides: dict[str, Any] | None = None, _stack: tuple[str, ...] = ()) -> Node:
-    """Resolve a query (and, recursively, its dependencies) into a graph of nodes."""
+def resolve(query: Query | str, overrides: dict[str, Any] | None = None, settings: Settings | None = None,
+            _stack: tuple[str, ...] = ()) -> Node:
+    """Resolve a query (and, recursively, its dependencies) into a graph of nodes.
+
+    `settings` (the work collection's `axq set` values) fill any parameter a rule takes,
+    below the query's own values.
+    """
     query = parse(query) if isinstance(query, str) else query
     query = with_overrides(query, overrides) if overrides else query
-    chosen = choose(query)
+    chosen = choose(query, settings)
     producer, params = chosen.producer, chosen.params
     assert params is not None
     _check_rule(producer, params)
@@ -192,9 +228,9 @@ def resolve(query: Query | str, overrides: dict[str, Any] | None = None, _stack:
     if key in _stack or len(_stack) > MAX_DEPTH:
         found = [*_stack[_stack.index(key):], key] if key in _stack else [*_stack[-4:], key]
         raise CycleError([k.split(" ", 1)[0] for k in found])
-    node = Node(producer, params, str(query))
+    node = Node(producer, params, str(query), sources=chosen.sources or {})
     for name, (dep, dep_overrides) in dependency_queries(producer, params).items():
-        node.deps[name] = resolve(dep, dep_overrides, (*_stack, key))
+        node.deps[name] = resolve(dep, dep_overrides, settings, (*_stack, key))
     return node
 
 

@@ -8,6 +8,7 @@ Layout of a work collection:
     .locks/<identity>.lock      held while that identity is being built
     .tmp/<name>.<pid>.<rand>/   builds in progress (never looks complete)
     .logs/<name>.log            build logs while building, and of failed builds
+    .settings.json              collection settings: parameter defaults set with `axq set`
 
 Lookups are single file reads, so their cost does not grow with the number of entries.
 This module is on the cached-query path: it imports nothing heavy at the top.
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from axq import locations
 
 MANIFEST = "manifest.json"
+SETTINGS = ".settings.json"
 
 
 def read_text(path: str) -> str | None:
@@ -110,6 +112,20 @@ class Store:
     def memo_record(self, key: str, name: str) -> None:
         """Memoise that a query key resolves to entry `name`."""
         write_atomically(self.path(".index", "memo", key), name)
+
+    # -- collection settings (`axq set`): parameter defaults of this work collection ----------
+
+    def settings(self) -> dict:
+        """Return the collection settings (parameter name -> value)."""
+        text = read_text(self.path(SETTINGS))
+        return json.loads(text) if text else {}
+
+    def write_settings(self, settings: dict) -> None:
+        """Replace the collection settings, and forget memoised queries (they may mean other entries now)."""
+        import shutil
+
+        write_atomically(self.path(SETTINGS), json.dumps(settings, indent=2, sort_keys=True) + "\n")
+        shutil.rmtree(self.path(".index", "memo"), ignore_errors=True)
 
     # -- the index --------------------------------------------------------------------
 

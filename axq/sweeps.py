@@ -39,12 +39,14 @@ def _point_row(query: Query, keys: list[str]) -> Row:
     return {k: query.assignments[k] for k in keys}
 
 
-def check_points(points: list[Query], overrides: dict[str, Any] | None) -> None:
+def check_points(points: list[Query], overrides: dict[str, Any] | None, work_collection: Any) -> None:
     """Resolve every point first: a bad value anywhere fails the sweep before a point runs."""
     from axq.resolve import resolve
+    from axq.store import Store
 
+    settings = Store(work_collection).settings()
     for point in points:
-        resolve(point, overrides)
+        resolve(point, overrides, settings)
 
 
 def run_point(point: Query, swept: list[str], getters: list[str], overrides: dict[str, Any] | None,
@@ -89,7 +91,7 @@ def sweep(
         raise UsageError(f"`{query}` sweeps nothing: use `k:=a:b:c` for at least one parameter")
     reporter = reporter or Reporter()
     swept, points, rows = swept_keys(query), query.expand(), []
-    check_points(points, overrides)
+    check_points(points, overrides, work_collection)
     for number, point in enumerate(points, 1):
         reporter.log(f"sweep point {number}/{len(points)}: " + ",".join(str(c) for c in point.conditions
                                                                            if c.key in swept))

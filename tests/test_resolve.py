@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import axq
 from axq.errors import AmbiguousRuleError, CycleError, NoProducerError, UsageError
 from axq.resolve import resolve, rules
 
@@ -85,3 +86,34 @@ def test_on_equal_specificity_the_less_special_rule_wins(work):
     assert resolve("number,value=3").producer.recipe.name == "toy_number"
     special = resolve("number,mode=special")
     assert special.producer.recipe.name == "toy_special" and special.params["mode"] == "special"
+
+
+def test_an_alias_is_the_same_parameter_and_the_same_entry(work):
+    node = resolve("sum,shift=2")
+    assert node.params["offset"] == 2 and "shift" not in node.params
+    assert node.identity == resolve("sum,offset=2").identity
+    assert axq.byquery("sum,shift=2").name == axq.byquery("sum,offset=2").name
+
+
+def test_collection_settings_fill_parameters_below_the_query(work):
+    axq.set_settings({"offset": 5, "label": "y"})
+    node = resolve("sum,value=1", settings=axq.settings())
+    assert node.params["offset"] == 5 and node.sources["offset"] == "collection"
+    assert node.deps["a"].params["label"] == "y", "a setting applies wherever a rule takes the parameter"
+    assert resolve("sum,value=1,offset=0", settings=axq.settings()).params["offset"] == 0
+    assert axq.byquery("sum,value=1").get("total") == 6
+    assert axq.byquery("sum,value=1").manifest["provenance"]["sources"]["offset"] == "collection"
+    assert {p.name: p.source for p in axq.params("sum,value=1")}["offset"] == "collection"
+    axq.unset_settings(["offset"])
+    assert axq.settings() == {"label": "y"}
+    assert axq.byquery("sum,value=1").get("total") == 1, "the memo must not answer with the old setting"
+
+
+def test_settings_are_checked_against_the_declarations(work):
+    from axq.errors import ParameterError, UsageError
+
+    with pytest.raises(UsageError, match="did you mean `offset`"):
+        axq.set_settings({"ofset": 1})
+    with pytest.raises(ParameterError, match="must be an integer"):
+        axq.set_settings({"offset": "x"})
+    assert axq.settings() == {}
