@@ -157,7 +157,7 @@ class Builder:
         log_path = self.store.path(".logs", node.name + ".log")
         tmp = self._fresh_tmp(node)
         try:
-            self._run(node, deps, query, Path(tmp), log_path)
+            manifest = self._run(node, deps, query, Path(tmp), log_path)
             self._publish(node, tmp)
         except BaseException as error:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -167,6 +167,7 @@ class Builder:
             raise explained from None
         self.store.record(node.identity, node.name)
         os.unlink(log_path)
+        warn_if_contended(node.name, manifest, self.reporter)
         return Entry.load(self.store, node.name)
 
     def _publish(self, node: Node, tmp: str) -> None:
@@ -189,18 +190,20 @@ class Builder:
                 shutil.rmtree(os.path.join(tmp_root, old), ignore_errors=True)
         return tempfile.mkdtemp(prefix=node.name + ".", dir=tmp_root)
 
-    def _run(self, node: Node, deps: dict[str, Entry], query: str, tmp: Path, log_path: str) -> None:
-        """Call the recipe's build function with the log open, then write the manifest."""
+    def _run(self, node: Node, deps: dict[str, Entry], query: str, tmp: Path, log_path: str) -> dict:
+        """Call the recipe's build function with the log open, then write the manifest and return it."""
         started = time.time()
         build = node.producer.recipe.function(node.producer.build)
-        context = BuildContext(node.params, deps, tmp, self.reporter, self.byquery)
+        context = BuildContext(node.params, deps, tmp, self.reporter, self.byquery, node.name)
         outer_log = self.reporter.log_file  # set when this build runs inside another (ctx.byquery)
         with open(log_path, "w") as log:
             self.reporter.log_file = log
             try:
                 self.reporter.log(f"building {node.name} ({node.producer.label})")
-                results = build(context)
+                with stopping_children(context, self.reporter):
+                    results = build(context)
                 self.reporter.log(f"built {node.name}")
+                _log_contention(log, node.name, context.measurement)
             except BaseException as error:
                 self.reporter.log(f"FAILED: {type(error).__name__}: {error}")
                 _log_traceback(log, error)
@@ -209,7 +212,52 @@ class Builder:
                 self.reporter.log_file = outer_log
         shutil.copyfile(log_path, tmp / "build.log")
         manifest = manifest_for(node, deps, context.used, results, started, query)
+        if context.measurement:
+            manifest["measurement"] = context.measurement
         (tmp / MANIFEST).write_text(_dump(manifest))
+        return manifest
+
+
+@contextmanager
+def stopping_children(context: BuildContext, reporter: Reporter) -> Iterator[None]:
+    """Stop the build's child processes still running when it ends (on an interruption: all of axq's)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        from axq.process import stop_children
+
+        _log_stopped(reporter, stop_children())
+        raise
+    finally:
+        if context.children:
+            from axq.process import stop_children
+
+            _log_stopped(reporter, stop_children(children=context.children))
+
+
+def _log_stopped(reporter: Reporter, pids: list[int]) -> None:
+    if pids:
+        reporter.log("stopped child processes still running: pid " + ", ".join(map(str, pids)))
+
+
+def _log_contention(log: Any, name: str, report: dict | None) -> None:
+    """Write the contention warning into the build log (the screen gets it once the build is done)."""
+    from axq.measure import contention_warning
+
+    warning = contention_warning(name, report) if report else None
+    if warning:
+        log.write(f"axq: warning: {warning}\n")
+
+
+def warn_if_contended(name: str, manifest: dict, reporter: Reporter) -> None:
+    """Print a warning after a build whose measurement ran on a busy machine (even when quiet)."""
+    report = manifest.get("measurement")
+    if report:
+        from axq.measure import contention_warning
+
+        warning = contention_warning(name, report)
+        if warning:
+            print(f"axq: warning: {warning}", file=reporter.stream, flush=True)
 
 
 def _dump(manifest: dict) -> str:

@@ -18,6 +18,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    import subprocess
+
+    from axq.measure import Measurement
     from axq.progress import Reporter
 
 from axq import locations
@@ -145,12 +148,15 @@ class BuildContext:
     """What a recipe's build function gets: parameters, dependencies, a directory, a log."""
 
     def __init__(self, params: dict[str, Any], deps: dict[str, Entry], path: Path, reporter: Reporter,
-                 fetch: Callable[[str, dict[str, Any] | None], Entry]) -> None:
+                 fetch: Callable[[str, dict[str, Any] | None], Entry], name: str = "") -> None:
         self.params = dict(params)
         self.deps = deps
         self.path = path
         self.reporter = reporter
+        self.name = name
         self.used: dict[str, Entry] = {}
+        self.children: list[subprocess.Popen] = []
+        self.measurements: list[Measurement] = []
         self._fetch = fetch
 
     def log(self, message: str) -> None:
@@ -173,6 +179,40 @@ class BuildContext:
         entry = self._fetch(query, overrides)
         self.used[entry.name] = entry
         return entry
+
+    def spawn(self, args: Any, **popen_kwargs: Any) -> subprocess.Popen:
+        """Start a child process (as subprocess.Popen does) that does not outlive the build.
+
+        It dies with axq however axq dies (see axq.process), and the builder stops it, if it
+        still runs, when the build ends, before reporting a failure or an interruption.
+        """
+        from axq import process
+
+        child = process.spawn(args, **popen_kwargs)
+        self.children.append(child)
+        return child
+
+    def measuring(self, label: str | None = None, threshold: float | None = None) -> Measurement:
+        """Return the context manager for the timed part of a build (see axq.measure).
+
+        Inside it the build holds the machine-wide measurement lock (waiting, and saying for
+        whom, while another measures); on exit it knows how busy the machine was apart from
+        this build. The builder records the report as `measurement` in the manifest and warns
+        when the machine was busier than `threshold` (a share of the machine, default 5%).
+        Use it for work whose time is its result, not for data sets, models or accuracy runs.
+        """
+        from axq.measure import DEFAULT_THRESHOLD, measurement
+
+        chosen = DEFAULT_THRESHOLD if threshold is None else threshold
+        timed = measurement(label or self.name, log=self.log, threshold=chosen)
+        self.measurements.append(timed)
+        return timed
+
+    @property
+    def measurement(self) -> dict[str, Any] | None:
+        """Return the report of the build's measurement (of several, the most contended), or None."""
+        reports = [m.report for m in self.measurements if m.report is not None]
+        return max(reports, key=lambda r: r.get("other_cpu_share") or 0.0) if reports else None
 
 
 

@@ -13,7 +13,10 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -60,15 +63,24 @@ def start_parent() -> tuple[subprocess.Popen, int]:
     return parent, int(lines[0][1])
 
 
+@contextmanager
+def watching(pid: int) -> Iterator[int]:
+    """Yield a pidfd of a process; kill the process afterwards if a failed test left it running."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        yield pidfd
+    finally:
+        if not gone(pidfd, 0):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        os.close(pidfd)
+
+
 @pytest.fixture
 def parent_and_child() -> Iterator[tuple[subprocess.Popen, int, int]]:
     """Yield PARENT, its child's pid and a pidfd of that child; kill both if a test left them."""
     parent, pid = start_parent()
-    pidfd = os.pidfd_open(pid)
-    yield parent, pid, pidfd
-    if not gone(pidfd, 0):
-        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-    os.close(pidfd)
+    with watching(pid) as pidfd:
+        yield parent, pid, pidfd
     parent.kill()
     parent.communicate()
 
@@ -155,3 +167,80 @@ def test_stop_children_terms_then_kills(ignores_term, returncode):
 def test_spawn_refuses_to_be_told_how_to_start_the_child():
     with pytest.raises(TypeError, match="preexec_fn"):
         process.spawn([sys.executable, "-c", "pass"], process_group=None)
+
+
+# ----------------------------------------------------------------------------- through axq
+
+# `python -m axq` as cli.main should run it: SIGTERM and SIGHUP behave as Ctrl-C.
+AXQ_WITH_HANDLERS = "import sys\nfrom axq import cli, process\nprocess.install_signal_handlers()\nsys.exit(cli.main())"
+
+
+def start_measured_build(gate: Path, *conditions: str, handlers: bool = False,
+                         env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start `axq byquery measured,gate_dir=GATE,... , get contended` as a real process."""
+    query = ",".join(["measured", f"gate_dir={gate}", *conditions])
+    entry = ["-c", AXQ_WITH_HANDLERS] if handlers else ["-m", "axq"]
+    return subprocess.Popen([sys.executable, *entry, "byquery", query, ",", "get", "contended"], cwd=REPO,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def wait_started(gate: Path, build: subprocess.Popen, timeout_s: float = 60) -> int:
+    """Return the measured child's pid once the toy_measure build is inside its measurement."""
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append((gate / "started").read_text()), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout_s
+    while reader.is_alive() and build.poll() is None and time.monotonic() < deadline:
+        reader.join(timeout=0.05)
+    if not got:
+        os.close(os.open(gate / "started", os.O_WRONLY | os.O_NONBLOCK))  # let the reader go
+        build.kill()
+        pytest.fail(f"the build never reached its measurement: {build.communicate(timeout=30)}")
+    return int(got[0])
+
+
+def release(gate: Path) -> None:
+    """Let a toy_measure build waiting at its gate leave its measurement."""
+    (gate / "release").write_text("go")
+
+
+@pytest.fixture
+def measure_env(work: Path, tmp_path: Path) -> dict[str, str]:
+    """Return the environment for axq processes: toy recipes, a private measurement lock."""
+    from axq.measure import LOCK_ENV
+
+    return {**os.environ, LOCK_ENV: str(tmp_path / "measure.lock")}
+
+
+def test_kill_9_of_axq_in_a_measured_build_leaves_no_process_of_it(gate, measure_env, work):
+    build = start_measured_build(gate, "spin_s=30", env=measure_env)
+    with watching(wait_started(gate, build)) as pidfd:
+        build.kill()
+        build.communicate(timeout=30)
+        assert gone(pidfd, 2.0)
+    assert not any(p.name.startswith("toy_measure") for p in work.iterdir() if p.is_dir())
+
+
+@pytest.mark.parametrize(("signum", "handlers"), [(signal.SIGINT, False), (signal.SIGTERM, True),
+                                                  (signal.SIGHUP, True)])
+def test_a_signal_to_axq_alone_stops_the_measured_child_before_axq_reports(gate, measure_env, signum, handlers):
+    build = start_measured_build(gate, "spin_s=30", handlers=handlers, env=measure_env)
+    with watching(wait_started(gate, build)) as pidfd:
+        build.send_signal(signum)
+        assert build.stderr is not None
+        while "interrupted while building" not in (text := build.stderr.readline()):
+            assert text, "axq ended without reporting the interruption"
+        assert gone(pidfd, 0), "the child was still running when axq reported the interruption"
+        assert "nothing was kept" in text
+        build.communicate(timeout=30)
+        assert build.returncode == 130
+        log = Path(text.rsplit("log: ", 1)[1].strip()).read_text()
+        assert "stopped child processes still running: pid" in log
+
+
+def test_sigterm_to_axq_without_handlers_still_takes_the_child_down(gate, measure_env):
+    build = start_measured_build(gate, "spin_s=30", env=measure_env)
+    with watching(wait_started(gate, build)) as pidfd:
+        build.terminate()
+        build.communicate(timeout=30)
+        assert gone(pidfd, 2.0)
