@@ -1,9 +1,9 @@
-"""Tests of entries/loadgen_program: real LoadGen runs on a tiny data set and model.
+"""Tests of entries/loadgen_program: real LoadGen runs on digits, built through the real kernel.
 
-The dependency entries are stand-ins (a directory with `.path`, `.params`, `.call`) whose
-recipe code lives in tmp: 200 one-hot 1 x 2 x 5 images and a linear model with identity
-weights, so the model predicts the hot position. One label in four is off by one, so
-exactly 150 of 200 predictions are right: accuracy 75%.
+Every run is `axq.byquery(...)` on scikit-learn's digits (450 test images, a small CNN
+trained once per module by the shared `collection` fixture). Accuracy is decoded from
+mlperf_log_accuracy.json here, independently of the recipe. A model that fails mid-run
+comes from a recipe written into a temporary recipe root (AXQ_ENTRIES), like any user's.
 """
 
 from __future__ import annotations
@@ -11,195 +11,223 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 import pytest
 
-from axq.entry import load_code
-from axq.errors import BuildError, GetterError
+import axq
+from axq.entry import Entry, load_code, use_libraries
+from axq.errors import BuildError, GetterError, ParameterError
+from axq.progress import Reporter
+from axq.resolve import resolve
 
-RECIPE = Path(__file__).resolve().parents[1] / "entries" / "loadgen_program"
-SIZE, GOOD = 200, 150
-FAST = {"loadgen_duration_s": 0.3, "num_threads": 1, "batch_size": 16}
+use_libraries()  # axq_mlperf, as recipe code imports it
 
-DATA_CODE = '''
-def load_arrays(entry, mmap=True):
-    import numpy as np
-    mode = "r" if mmap else None
-    return (np.load(entry.path / "images.npy", mmap_mode=mode),
-            np.load(entry.path / "labels.npy", mmap_mode=mode))
-'''
-MODEL_CODE = '''
-import torch
+from axq_mlperf import logs, planning, userconf  # noqa: E402
+from axq_mlperf.config import HarnessConfig  # noqa: E402
 
+DIGITS = "loadgen_output,classified_digits"
+FAST = "num_threads=1,batch_size=16,loadgen_duration_s=0.3"
+SIZE = 450
+QUIET = Reporter("quiet")
+SCENARIOS = ["Offline", "Server", "SingleStream", "MultiStream"]
+# Server: a reachable target and a loose bound (a timed one can ask 10,000 QPS of a busy machine).
+SERVER = "loadgen_scenario=Server,loadgen_target_qps=1000,loadgen_target_latency=50"
+HEADLINES = [("loadgen_scenario=Offline", "Samples per second"), (SERVER, "Completed samples per second"),
+             ("loadgen_scenario=SingleStream", "90.0th percentile latency (ns)"),
+             ("loadgen_scenario=MultiStream", "99.0th percentile latency (ns)")]
 
-class Failing(torch.nn.Module):
-    def __init__(self, inner, after):
-        super().__init__()
-        self.inner, self.after, self.calls = inner, after, 0
-
-    def forward(self, x):
-        self.calls += 1
-        if self.calls > self.after:
-            raise RuntimeError("model blew up on purpose")
-        return self.inner(x)
+FAILING_RECIPE = {
+    "version": 1,
+    "description": "A digits model that raises after a few batches (for tests).",
+    "parameters": {"fail_after": {"type": "int", "default": 5, "min": 0, "description": "batches before it raises"}},
+    "producers": [{"tags": ["model"], "params": {"model_name": "failing_cnn", "dataset_name": "digits"},
+                   "defaults": {}, "required": [], "deps": {}, "build": "build"}],
+    "getters": [],
+}
+FAILING_CODE = '''
+def build(ctx):
+    return {}
 
 
 def load_model(entry, device="cpu"):
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(10, 10, bias=False))
-    with torch.no_grad():
-        model[1].weight.copy_(torch.eye(10))
-    after = entry.params.get("fail_after")
-    return (model if after is None else Failing(model, after)).eval().to(device)
+    import torch
+
+    class Failing(torch.nn.Module):
+        def __init__(self, after):
+            super().__init__()
+            self.after, self.calls = after, 0
+            self.linear = torch.nn.Linear(64, 10)
+
+        def forward(self, x):
+            self.calls += 1
+            if self.calls > self.after:
+                raise RuntimeError("model blew up on purpose")
+            return self.linear(x.flatten(1))
+
+    return Failing(entry.params["fail_after"]).eval().to(device)
 '''
 
 
-class FakeEntry:
-    """A built dependency as the recipe sees one: path, params, results, code(), call()."""
-
-    def __init__(self, path: Path, params: dict | None = None) -> None:
-        self.path, self.params, self.results = path, params or {}, {}
-
-    def code(self) -> Any:
-        return load_code(str(self.path / "code.py"))
-
-    def call(self, function: str, *args: Any) -> Any:
-        return getattr(self.code(), function)(self, *args)
+def run(settings: str) -> Entry:
+    """Build (or reuse) a digits LoadGen run: the fast settings, then `settings` (`k=v,...`) over them."""
+    merged = dict(item.split("=", 1) for item in f"{FAST},{settings}".split(","))
+    return axq.byquery(",".join([DIGITS, *(f"{k}={v}" for k, v in merged.items())]), reporter=QUIET)
 
 
-class FakeContext:
-    """A build context: params, deps, an output directory, a list of log lines."""
-
-    def __init__(self, path: Path, params: dict, deps: dict) -> None:
-        self.path, self.params, self.deps, self.lines = path, params, deps, []
-
-    def log(self, message: str) -> None:
-        self.lines.append(message)
-
-
-@pytest.fixture(scope="module")
-def code() -> Any:
-    return load_code(str(RECIPE / "code.py"))
-
-
-@pytest.fixture(scope="module")
-def userconf() -> Any:
-    return load_code(str(RECIPE / "userconf.py"))
-
-
-@pytest.fixture(scope="module")
-def dep_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Write the tiny data set and model recipe; return their directories."""
-    root = tmp_path_factory.mktemp("deps")
-    data, model = root / "data", root / "model"
-    data.mkdir(), model.mkdir()
-    hot = (np.arange(SIZE) * 3) % 10
-    images = np.zeros((SIZE, 1, 2, 5), np.float32)
-    images[np.arange(SIZE), 0, hot // 5, hot % 5] = 1.0
-    labels = np.where(np.arange(SIZE) % 4 != 0, hot, (hot + 1) % 10).astype(np.int64)
-    np.save(data / "images.npy", images)
-    np.save(data / "labels.npy", labels)
-    (data / "code.py").write_text(DATA_CODE)
-    (model / "code.py").write_text(MODEL_CODE)
-    return data, model
-
-
-def run_build(code: Any, dirs: tuple[Path, Path], out: Path, model_params: dict | None = None,
-              **params: Any) -> dict:
-    """Build a loadgen_program entry in out with the recipe defaults under params."""
-    recipe = json.loads((RECIPE / "recipe.json").read_text())
-    resolved = {**recipe["defaults"], **recipe["producers"][0]["defaults"],
-                **recipe["producers"][0]["params"], **FAST, **params}
-    deps = {"preprocessed": FakeEntry(dirs[0]), "model": FakeEntry(dirs[1], model_params)}
-    out.mkdir()
-    return code.build(FakeContext(out, resolved, deps))
+def decoded(entry: Entry) -> tuple[int, int]:
+    """Return (good, total) decoded from the run's accuracy log against the data set's labels."""
+    _, labels = entry.dep("preprocessed").call("load_arrays")
+    records = json.loads((entry.path / "mlperf_log_accuracy.json").read_text())
+    predicted = {r["qsl_idx"]: int(np.frombuffer(bytes.fromhex(r["data"]), "<i8")[0]) for r in records}
+    return sum(int(labels[i]) == p for i, p in predicted.items()), len(predicted)
 
 
 # ----------------------------------------------------------------------------- runs
 
 
-@pytest.mark.parametrize("scenario", ["Offline", "Server", "SingleStream", "MultiStream"])
-def test_accuracy_run_scores_every_sample(code: Any, dep_dirs: Any, tmp_path: Path, scenario: str) -> None:
-    results = run_build(code, dep_dirs, tmp_path / "out", loadgen_scenario=scenario)
-    assert (results["good"], results["total"], results["accuracy"]) == (GOOD, SIZE, 75.0)
-    assert results["valid"] is True and results["scenario"] == scenario
-    records = json.loads((tmp_path / "out" / "mlperf_log_accuracy.json").read_text())
-    assert sorted(r["qsl_idx"] for r in records) == list(range(SIZE))
-    for name in ("user.conf", "mlperf_log_summary.txt", "mlperf_log_detail.txt"):
-        assert (tmp_path / "out" / name).is_file()
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_accuracy_run_scores_every_sample(collection: Path, scenario: str) -> None:
+    entry = run(f"loadgen_scenario={scenario}")
+    good, total = decoded(entry)
+    assert (entry.results["good"], entry.results["total"], total) == (good, SIZE, SIZE)
+    assert entry.get("accuracy") == pytest.approx(100 * good / SIZE) and good / SIZE > 0.9
+    assert entry.results["valid"] is True and entry.results["scenario"] == scenario
+    records = json.loads((entry.path / "mlperf_log_accuracy.json").read_text())
+    assert {r["qsl_idx"] for r in records} == set(range(SIZE))  # MultiStream pads 450 to 57 queries of 8
+    for name in ("user.conf", "mlperf_log_summary.txt", "mlperf_log_detail.txt", "config.json"):
+        assert (entry.path / name).is_file()
 
 
-@pytest.mark.parametrize("scenario, metric", [
-    ("Offline", "Samples per second"), ("Server", "Completed samples per second"),
-    ("SingleStream", "90.0th percentile latency (ns)"), ("MultiStream", "99.0th percentile latency (ns)")])
-def test_performance_run_is_valid(code: Any, dep_dirs: Any, tmp_path: Path, scenario: str, metric: str) -> None:
-    results = run_build(code, dep_dirs, tmp_path / "out", loadgen_scenario=scenario,
-                        loadgen_mode="PerformanceOnly")
-    summary = (tmp_path / "out" / "mlperf_log_summary.txt").read_text()
+@pytest.mark.parametrize("settings, metric", HEADLINES)
+def test_performance_run_is_valid(collection: Path, settings: str, metric: str) -> None:
+    entry = run(f"{settings},loadgen_mode=PerformanceOnly")
+    results, summary = entry.results, (entry.path / "mlperf_log_summary.txt").read_text()
     assert "Result is : VALID" in summary and results["valid"] is True
-    assert results["metric"] == metric and results["performance"] > 0
+    assert results["metric"] == metric and entry.get("performance") > 0
     assert results["performance"] == results["summary"][metric]
     printed = summary.split(metric, 1)[1].split("\n", 1)[0]  # "    : 10091.90" (LoadGen's own text)
     assert float(printed.split(":", 1)[1]) == results["performance"]
     assert results["min_duration_met"] and results["min_queries_met"] and "accuracy" not in results
 
 
-def test_multistream_queries_hold_multistreamness_samples(code: Any, dep_dirs: Any, tmp_path: Path) -> None:
-    results = run_build(code, dep_dirs, tmp_path / "out", loadgen_scenario="MultiStream",
-                        loadgen_mode="PerformanceOnly", loadgen_multistreamness=4)
-    assert results["summary"]["samples_per_query"] == 4
-    assert "resnet50" not in (tmp_path / "out" / "user.conf").read_text()
+def test_multistream_queries_hold_multistreamness_samples(collection: Path) -> None:
+    entry = run("loadgen_scenario=MultiStream,loadgen_mode=PerformanceOnly,loadgen_multistreamness=4")
+    assert entry.results["summary"]["samples_per_query"] == 4
+    assert "resnet50" not in (entry.path / "user.conf").read_text()
 
 
-def test_query_count_and_buffer_size_reach_loadgen(code: Any, dep_dirs: Any, tmp_path: Path) -> None:
-    results = run_build(code, dep_dirs, tmp_path / "out", loadgen_scenario="SingleStream",
-                        loadgen_mode="PerformanceOnly", loadgen_query_count=100,
-                        loadgen_buffer_size=50, loadgen_target_latency=0.05)
-    summary = results["summary"]
+def test_query_count_and_buffer_size_reach_loadgen(collection: Path) -> None:
+    entry = run("loadgen_scenario=SingleStream,loadgen_mode=PerformanceOnly,loadgen_query_count=100,"
+                "loadgen_buffer_size=50,loadgen_target_latency=0.05")
+    summary = entry.results["summary"]
     assert (summary["min_query_count"], summary["max_query_count"]) == (100, 100)
     assert summary["performance_sample_count"] == 50
-    assert results["calibrated"] == {}
+    assert entry.results["calibrated"] == {}
 
 
-def test_too_low_target_gives_invalid_result_with_reason(code: Any, dep_dirs: Any, tmp_path: Path) -> None:
-    results = run_build(code, dep_dirs, tmp_path / "out", loadgen_mode="PerformanceOnly",
-                        loadgen_target_qps=20, loadgen_query_count=1)
-    assert results["valid"] is False and results["result_valid"] is False
-    assert "Min duration satisfied : NO" in results["invalid_reason"]
-    assert "Result is : INVALID" in (tmp_path / "out" / "mlperf_log_summary.txt").read_text()
+def test_too_low_target_gives_invalid_result_with_reason(collection: Path) -> None:
+    entry = run("loadgen_mode=PerformanceOnly,loadgen_target_qps=20,loadgen_query_count=1")
+    assert entry.results["valid"] is False and entry.get("result_valid") is False
+    assert "Min duration satisfied : NO" in entry.results["invalid_reason"]
+    assert "Result is : INVALID" in (entry.path / "mlperf_log_summary.txt").read_text()
 
 
-def test_model_raising_mid_run_is_a_build_error_not_a_hang(code: Any, dep_dirs: Any, tmp_path: Path) -> None:
+def test_model_raising_mid_run_is_a_build_error_not_a_hang(collection: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    recipe = tmp_path / "recipes" / "model_failing"
+    recipe.mkdir(parents=True)
+    (recipe / "recipe.json").write_text(json.dumps(FAILING_RECIPE))
+    (recipe / "code.py").write_text(FAILING_CODE)
+    monkeypatch.setenv("AXQ_ENTRIES", str(recipe.parent))
     started = time.monotonic()
-    with pytest.raises(BuildError, match="model blew up on purpose"):
-        run_build(code, dep_dirs, tmp_path / "out", {"fail_after": 5}, loadgen_mode="PerformanceOnly",
-                  loadgen_target_qps=5000, loadgen_duration_s=5)
-    assert time.monotonic() - started < 30
+    with pytest.raises(BuildError, match="LoadGen test failed: RuntimeError: model blew up on purpose"):
+        run("model_name=failing_cnn,loadgen_mode=PerformanceOnly,loadgen_target_qps=5000,loadgen_duration_s=5")
+    assert time.monotonic() - started < 60
 
 
-# ----------------------------------------------------------------------------- parameters
+def test_short_offline_run_gets_a_sample_floor_and_stays_valid(collection: Path) -> None:
+    entry = run("loadgen_mode=PerformanceOnly,loadgen_target_qps=20,loadgen_duration_s=1")
+    floor = entry.results["calibrated"]["min_query_count"]
+    assert entry.results["valid"] is True and entry.results["min_duration_met"] is True
+    assert floor > 22  # more than LoadGen's 1.1 x 1 s x 20 QPS would issue
+    assert entry.results["summary"]["samples_per_query"] == floor  # LoadGen: max(floor, 1.1 x 1 s x 20)
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"loadgen_scenario": "Ofline"}, "did you mean `Offline`"),
-    ({"loadgen_mode": "AccuracyOnyl"}, "did you mean `AccuracyOnly`"),
-    ({"precision": "fp16"}, "fp16 needs device=cuda"),
-    ({"device": "tpu"}, "device=tpu"),
-    ({"batch_size": 0}, "batch_size=0 must be an integer > 0"),
-    ({"loadgen_buffer_size": SIZE + 1}, "more than the 200 samples"),
+def test_harness_baseline_times_the_bare_model_in_the_test_process(collection: Path) -> None:
+    entry = run("loadgen_mode=PerformanceOnly,harness_baseline_s=0.2")
+    results, sut = entry.results, entry.results["sut"]
+    assert len(sut["bare_runs_samples_per_s"]) == 3 and min(sut["bare_runs_samples_per_s"]) > 0
+    assert sut["harness_efficiency"] == round(results["performance"] / sut["bare_samples_per_s"], 4)
+    assert 0 < sut["sut_busy_s"] <= sut["test_wall_s"]
+    assert sut["samples"] >= results["summary"]["samples_per_query"]
+
+
+def test_the_child_gets_a_typed_configuration_naming_the_dependency_entries(collection: Path) -> None:
+    entry = run("loadgen_scenario=Server,loadgen_mode=PerformanceOnly")
+    config = HarnessConfig.read(entry.path / "config.json")
+    assert (config.preprocessed, config.model) == (str(entry.dep("preprocessed").path), str(entry.dep("model").path))
+    assert (config.scenario, config.mode, config.batch_size, config.num_threads) == ("Server", "PerformanceOnly", 16, 1)
+    assert set(config.calibrate) == {"target_qps", "target_latency"}
+    assert set(entry.results["calibrated"]) == set(config.calibrate)
+
+
+# ----------------------------------------------------------------------------- the summary parser
+
+
+def test_summary_parser_keeps_bulleted_early_stopping_lines_of_a_real_run(collection: Path) -> None:
+    entry = run("loadgen_scenario=SingleStream,loadgen_mode=PerformanceOnly")
+    text = (entry.path / "mlperf_log_summary.txt").read_text()
+    bullet = next(line for line in text.splitlines() if line.strip().startswith("* Early stopping 90"))
+    parsed = logs.parse_summary(text)
+    key, value = bullet.strip().removeprefix("* ").split(":", 1)
+    assert parsed[key.strip()] == int(value) and not any(k.startswith("*") for k in parsed)
+    assert logs.summary_value(parsed, "Early stopping 90") == int(value)
+    assert parsed == entry.get("summary") and parsed["Result is"] == "VALID"
+
+
+# ----------------------------------------------------------------------------- parameters, before anything is built
+
+
+@pytest.mark.parametrize("settings, message", [
+    ("loadgen_scenario=Ofline", "did you mean `Offline`"),
+    ("loadgen_mode=AccuracyOnyl", "did you mean `AccuracyOnly`"),
+    ("precision=fp16", "needs device=cuda"),
+    ("device=tpu", "must be cpu or cuda"),
+    ("batch_size=0", "must be at least 1"),
+    ("loadgen_execution=official", "must be one of test, valid"),
+    ("loadgen_compliance_test=TEST05", "must be one of TEST01, TEST04"),
+    ("loadgen_compliance_test=TEST01", "runs in PerformanceOnly mode"),
+    ("loadgen_execution=valid,loadgen_duration_s=5", "loadgen_duration_s=5.0` .*shortens the run"),
+    ("loadgen_execution=valid,loadgen_query_count=10", "loadgen_query_count=10` .*shortens the run"),
 ])
-def test_bad_parameters_are_build_errors(code: Any, dep_dirs: Any, tmp_path: Path, params: dict,
-                                         message: str) -> None:
-    with pytest.raises(BuildError, match=message):
-        run_build(code, dep_dirs, tmp_path / "out", **params)
+def test_bad_parameters_fail_before_anything_is_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      settings: str, message: str) -> None:
+    monkeypatch.setenv("AXQ_WORK_COLLECTION", str(tmp_path / "wc"))
+    monkeypatch.delenv("AXQ_ENTRIES", raising=False)
+    with pytest.raises(ParameterError, match=message):
+        axq.byquery(f"{DIGITS},{settings}", reporter=QUIET)
+    assert not (tmp_path / "wc").exists() or axq.list_entries("") == []
+
+
+def test_plan_of_a_mistyped_scenario_exits_2_with_a_suggestion_and_builds_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, axq_cli) -> None:
+    monkeypatch.setenv("AXQ_WORK_COLLECTION", str(tmp_path / "wc"))
+    monkeypatch.delenv("AXQ_ENTRIES", raising=False)
+    code, _, err = axq_cli("plan", f"{DIGITS},loadgen_scenario=Offlne")
+    assert code == 2 and "did you mean `Offline`?" in err and "\n" not in err.strip()
+    assert not (tmp_path / "wc").exists() or axq.list_entries("") == []
+
+
+def test_a_buffer_larger_than_the_data_set_is_a_build_error(collection: Path) -> None:
+    with pytest.raises(BuildError, match=f"more than the {SIZE} samples"):
+        run(f"loadgen_buffer_size={SIZE + 1}")
 
 
 # ----------------------------------------------------------------------------- user.conf
 
 
-def test_user_conf_round_trips(userconf: Any, tmp_path: Path) -> None:
+def test_user_conf_round_trips(tmp_path: Path) -> None:
     settings = {"min_duration": 1500, "target_qps": 1234.5, "performance_sample_count_override": 64}
     text = userconf.render("small_cnn", "Offline", settings)
     assert "small_cnn.Offline.target_qps = 1234.5\n" in text
@@ -214,12 +242,12 @@ def test_user_conf_round_trips(userconf: Any, tmp_path: Path) -> None:
     "small_cnn.Offline.min_duration = fast",
     "Offline.min_duration = 1000",
 ])
-def test_user_conf_lines_loadgen_would_mishandle_are_rejected(userconf: Any, line: str) -> None:
+def test_user_conf_lines_loadgen_would_mishandle_are_rejected(line: str) -> None:
     with pytest.raises(userconf.UserConfError):
         userconf.parse(line + "\n")
 
 
-def test_user_conf_check_catches_a_different_value(userconf: Any, tmp_path: Path) -> None:
+def test_user_conf_check_catches_a_different_value(tmp_path: Path) -> None:
     path = tmp_path / "user.conf"
     path.write_text("m.Server.target_qps = 10\n")
     with pytest.raises(userconf.UserConfError, match="expected 20"):
@@ -228,54 +256,41 @@ def test_user_conf_check_catches_a_different_value(userconf: Any, tmp_path: Path
         userconf.render("m", "Offline", {"target_latency": 5})
 
 
-# ----------------------------------------------------------------------------- getters
-
-ACCURACY = {"scenario": "Offline", "mode": "AccuracyOnly", "accuracy": 98.2222, "good": 442,
-            "total": 450, "result_valid": True, "valid": True, "summary": {"Scenario": "Offline"}}
-PERFORMANCE = {"scenario": "Server", "mode": "PerformanceOnly", "result_valid": False, "valid": False,
-               "metric": "Completed samples per second", "performance": 950.5, "unit": "samples/s",
-               "min_duration_met": True, "min_queries_met": True, "early_stopping_met": False,
-               "summary": {"target_qps": 1000, "Result is": "INVALID"}}
+# ----------------------------------------------------------------------------- getters (getters.py, real entries)
 
 
-def test_accuracy_getters(code: Any) -> None:
-    entry = SimpleNamespace(results=ACCURACY)
-    assert code.accuracy(entry) == 98.2222
-    assert code.accuracy_report(entry) == "accuracy=98.222%, good=442, total=450"
-    assert code.result_valid(entry) is True and code.summary(entry) == {"Scenario": "Offline"}
+def test_accuracy_getters(collection: Path) -> None:
+    entry = run("loadgen_scenario=Offline")
+    good, total = decoded(entry)
+    assert entry.get("accuracy_report") == f"accuracy={100 * good / total:.3f}%, good={good}, total={total}"
+    assert entry.get("result_valid") is True and "Result is" not in entry.get("summary")  # LoadGen: none
     with pytest.raises(GetterError, match="loadgen_mode=PerformanceOnly"):
-        code.performance(entry)
+        entry.get("performance")
+    with pytest.raises(GetterError, match="loadgen_compliance_test=TEST01"):
+        entry.get("compliance_result")
 
 
-def test_performance_getters(code: Any) -> None:
-    entry = SimpleNamespace(results=PERFORMANCE)
-    assert code.performance(entry) == 950.5
-    assert code.performance_report(entry) == (
-        "INVALID, Server: Completed samples per second = 950.5 samples/s, target 1000 QPS, "
-        "min_duration_met=yes, min_queries_met=yes, early_stopping_met=NO")
+def test_performance_getters(collection: Path) -> None:
+    entry = run(f"{SERVER},loadgen_mode=PerformanceOnly")
+    summary, valid = entry.results["summary"], "VALID" if entry.results["result_valid"] else "INVALID"
+    checks = ", ".join(f"{key}={'yes' if entry.results[key] else 'NO'}" for key in
+                       ("latency_constraint_met", "min_duration_met", "min_queries_met", "early_stopping_met"))
+    assert entry.get("performance_report") == (
+        f"{valid}, Server: Completed samples per second = {summary['Completed samples per second']} samples/s, "
+        f"target {summary['target_qps']} QPS, {checks}")
+    assert entry.get("latency_p99_ns") == summary["99.00 percentile latency (ns)"] > 0
     with pytest.raises(GetterError, match="loadgen_mode=AccuracyOnly"):
-        code.accuracy_report(entry)
+        entry.get("accuracy_report")
 
 
-def test_short_offline_run_gets_a_sample_floor_and_stays_valid(code: Any, dep_dirs: Any, tmp_path: Path) -> None:
-    results = run_build(code, dep_dirs, tmp_path / "out", loadgen_mode="PerformanceOnly",
-                        loadgen_target_qps=20)
-    floor = results["calibrated"]["min_query_count"]
-    assert results["valid"] is True and results["min_duration_met"] is True
-    assert floor > 22  # more than LoadGen's 1.1 x 1 s x 20 QPS would issue
-    assert results["summary"]["samples_per_query"] == floor  # LoadGen: max(floor, 1.1 x 1 s x 20)
+def test_getters_module_imports_nothing_heavy() -> None:
+    source = (Path(axq.__file__).resolve().parents[1] / "entries" / "loadgen_program" / "getters.py").read_text()
+    imports = {line.split()[1] for line in source.splitlines() if line.startswith(("import ", "from "))}
+    assert imports <= {"__future__", "typing", "axq.errors"}
 
 
-def test_harness_baseline_times_the_bare_model_in_the_test_process(code: Any, dep_dirs: Any, tmp_path: Path) -> None:
-    results = run_build(code, dep_dirs, tmp_path / "out", loadgen_mode="PerformanceOnly", harness_baseline_s=0.2)
-    sut = results["sut"]
-    assert len(sut["bare_runs_samples_per_s"]) == 3 and min(sut["bare_runs_samples_per_s"]) > 0
-    assert sut["harness_efficiency"] == round(results["performance"] / sut["bare_samples_per_s"], 4)
-    assert 0 < sut["sut_busy_s"] <= sut["test_wall_s"]
-    assert sut["samples"] >= results["summary"]["samples_per_query"]
+# ----------------------------------------------------------------------------- valid runs
 
-
-# ----------------------------------------------------------------------------- valid runs, compliance
 
 OFFICIAL_SEEDS = (2085463073848966840, 2747215439041700203, 16159082839903944936)  # wheel 6.0.17's mlperf.conf
 LOAD_SETTINGS = '''
@@ -288,11 +303,9 @@ print(json.dumps([s.min_duration_ms, s.min_query_count, s.qsl_rng_seed, s.sample
 '''
 
 
-def resolved(**params: Any) -> dict:
-    """Return the recipe's resolved parameters for digits with params on top."""
-    recipe = json.loads((RECIPE / "recipe.json").read_text())
-    producer = recipe["producers"][0]
-    return {**recipe["defaults"], **producer["defaults"], **producer["params"], **params}
+def resolved(settings: str) -> dict:
+    """Return the parameters the kernel resolves for a digits run with settings."""
+    return dict(resolve(f"{DIGITS},{settings}").params)
 
 
 def loadgen_settings(conf: Path, model: str, scenario: str) -> list:
@@ -306,40 +319,39 @@ def loadgen_settings(conf: Path, model: str, scenario: str) -> list:
 
 
 @pytest.mark.parametrize("model, size, count", [("small_cnn", 450, 450), ("resnet50", 50_000, 1024)])
-def test_valid_run_keeps_mlperf_conf_durations_and_seeds(code: Any, tmp_path: Path, model: str, size: int,
-                                                         count: int) -> None:
-    params = resolved(loadgen_execution="valid", loadgen_mode="PerformanceOnly", loadgen_target_qps=500,
-                      model_name=model)
-    settings, calibrate = code.conf_plan(params, size)
+def test_valid_run_keeps_mlperf_conf_durations_and_seeds(tmp_path: Path, model: str, size: int, count: int) -> None:
+    params = resolved("loadgen_execution=valid,loadgen_mode=PerformanceOnly,loadgen_target_qps=500")
+    params["model_name"] = model
+    settings, calibrate = planning.conf_plan(params, size)
     assert settings == {"performance_sample_count_override": count, "target_qps": 500} and calibrate == []
-    code.write_user_conf(tmp_path / "user.conf", params, settings)
+    planning.write_user_conf(tmp_path / "user.conf", model, "Offline", settings)
     minimum = 24576 if model == "resnet50" else 100  # mlperf.conf: resnet50.Offline.min_query_count, *.*
     assert loadgen_settings(tmp_path / "user.conf", model, "Offline") == [600000, minimum, *OFFICIAL_SEEDS,
                                                                          count, 500.0]
 
 
-def test_valid_run_times_missing_targets_and_leaves_resnet50_server_latency_to_mlperf_conf(code: Any) -> None:
-    params = resolved(loadgen_execution="valid", loadgen_scenario="Server", model_name="resnet50")
-    assert code.conf_plan(params, 50_000) == ({"performance_sample_count_override": 1024}, ["target_qps"])
+def test_valid_run_times_missing_targets_and_leaves_resnet50_server_latency_to_mlperf_conf() -> None:
+    params = resolved("loadgen_execution=valid,loadgen_scenario=Server")
+    params["model_name"] = "resnet50"
+    assert planning.conf_plan(params, 50_000) == ({"performance_sample_count_override": 1024}, ["target_qps"])
     params["model_name"] = "small_cnn"
-    assert code.conf_plan(params, 450)[1] == ["target_qps", "target_latency"]
+    assert planning.conf_plan(params, 450)[1] == ["target_qps", "target_latency"]
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"loadgen_execution": "valid", "loadgen_duration_s": 5}, "loadgen_duration_s=5 shortens the run"),
-    ({"loadgen_execution": "valid", "loadgen_duration_s": None, "loadgen_query_count": 10},
-     "loadgen_query_count=10 shortens the run"),
-    ({"loadgen_execution": "official"}, "loadgen_execution=official is not known"),
-    ({"loadgen_compliance_test": "TEST05"}, "loadgen_compliance_test=TEST05 is not known"),
-    ({"loadgen_compliance_test": "TEST01"}, "runs in PerformanceOnly mode"),
-])
-def test_non_compliant_parameters_are_build_errors(code: Any, params: dict, message: str) -> None:
-    with pytest.raises(BuildError, match=message):
-        code.check_params(resolved(**params))
+# ----------------------------------------------------------------------------- planned references, estimates
 
 
-def test_compliance_result_getter(code: Any) -> None:
-    entry = SimpleNamespace(results={**PERFORMANCE, "compliance": {"test": "TEST04", "result": "PASS"}})
-    assert code.compliance_result(entry) == "PASS"
-    with pytest.raises(GetterError, match="loadgen_compliance_test=TEST01"):
-        code.compliance_result(SimpleNamespace(results=PERFORMANCE))
+def test_a_compliance_runs_references_are_planned_dependencies() -> None:
+    node = resolve(f"{DIGITS},loadgen_mode=PerformanceOnly,loadgen_compliance_test=TEST04")
+    accuracy, performance = node.deps["reference_accuracy"], node.deps["reference_performance"]
+    assert (accuracy.params["loadgen_mode"], performance.params["loadgen_mode"]) == ("AccuracyOnly", "PerformanceOnly")
+    assert accuracy.params["loadgen_compliance_test"] is None is performance.params["loadgen_compliance_test"]
+    plain = resolve(f"{DIGITS},loadgen_mode=PerformanceOnly")
+    assert performance.identity == plain.identity and set(plain.deps) == {"preprocessed", "model"}
+
+
+def test_estimates_say_a_valid_run_takes_eleven_minutes_and_a_test_run_seconds() -> None:
+    code = load_code(str(Path(axq.__file__).resolve().parents[1] / "entries" / "loadgen_program" / "code.py"))
+    assert code.expected_seconds(resolved("loadgen_mode=PerformanceOnly,loadgen_execution=valid")) == 660
+    assert code.expected_seconds(resolved("loadgen_mode=PerformanceOnly")) == 7
+    assert resolve(f"{DIGITS},loadgen_mode=PerformanceOnly,loadgen_duration_s=4").estimate_s == 10
