@@ -121,18 +121,22 @@ def test_a_nested_measurement_does_not_wait(tmp_path):
 
 def test_threads_of_one_process_take_turns(tmp_path):
     lock = str(tmp_path / "measure.lock")
-    inside, release, second_waits = threading.Event(), threading.Event(), threading.Event()
-    reports: dict[str, dict] = {}
+    inside, let_go, second_waits = threading.Event(), threading.Event(), threading.Event()
+    reports: dict[str, dict | None] = {}
     logged: list[str] = []
+
+    def log(text: str) -> None:
+        logged.append(text)
+        second_waits.set()
 
     def first() -> None:
         with measurement("first", lock=lock) as m:
             inside.set()
-            release.wait(timeout=30)
+            let_go.wait(timeout=30)
         reports["first"] = m.report
 
     def second() -> None:
-        with measurement("second", log=lambda text: (logged.append(text), second_waits.set()), lock=lock) as m:
+        with measurement("second", log=log, lock=lock) as m:
             pass
         reports["second"] = m.report
 
@@ -141,11 +145,12 @@ def test_threads_of_one_process_take_turns(tmp_path):
     assert inside.wait(timeout=30)
     threads[1].start()
     waited = second_waits.wait(timeout=30)
-    release.set()
+    let_go.set()
     for thread in threads:
         thread.join(timeout=30)
     assert waited and logged[0].startswith("waiting for the measurement lock: another thread of this process")
-    assert reports["first"]["end"] <= reports["second"]["start"]
+    first_report, second_report = reports["first"], reports["second"]
+    assert first_report and second_report and first_report["end"] <= second_report["start"]
 
 
 def test_the_lock_lives_where_the_environment_says(monkeypatch, tmp_path):

@@ -219,6 +219,11 @@ def test_kill_9_of_axq_in_a_measured_build_leaves_no_process_of_it(gate, measure
         build.communicate(timeout=30)
         assert gone(pidfd, 2.0)
     assert not any(p.name.startswith("toy_measure") for p in work.iterdir() if p.is_dir())
+    from axq.measure import LOCK_ENV, measurement
+
+    logged: list[str] = []
+    with measurement("next", log=logged.append, lock=measure_env[LOCK_ENV]):
+        assert logged == []  # the killed build's measurement lock went with it
 
 
 @pytest.mark.parametrize(("signum", "handlers"), [(signal.SIGINT, False), (signal.SIGTERM, True),
