@@ -19,9 +19,9 @@ from axq.graph import Node
 from axq.parameters import Parameter
 from axq.progress import Reporter
 from axq.query import Query, format_value, parse
-from axq.resolve import Match, choose, resolve, with_overrides
+from axq.resolve import Match, Scope, choose, resolve, with_overrides
 from axq.resolve import rules as match_rules
-from axq.store import SETTINGS, Store, valid_name
+from axq.store import COLLECTIONS, SETTINGS, Store, valid_name
 from axq.sweeps import sweep
 
 __all__ = ["byname", "byquery", "gc", "list_entries", "params", "plan", "reindex", "remove", "rules",
@@ -47,7 +47,7 @@ def byname(name: str, *, work_collection: str | os.PathLike | None = None) -> En
 
 def rules(query: str | Query, *, work_collection: str | os.PathLike | None = None) -> list[Match]:
     """Return how every producer rule fares against a query (with the collection's settings), matches first."""
-    return match_rules(query, Store(work_collection).settings())
+    return match_rules(query, Scope.of(Store(work_collection)))
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def params(
     """List the parameters of the rule a query chooses, with values (checked) and declarations."""
     parsed = parse(query) if isinstance(query, str) else query
     parsed = with_overrides(parsed, overrides) if overrides else parsed
-    chosen = choose(parsed, Store(work_collection).settings())
+    chosen = choose(parsed, Scope.of(Store(work_collection)))
     producer, values, sources = chosen.producer, chosen.params or {}, chosen.sources or {}
     return [_param_info(producer, name, values.get(name), sources.get(name, "required"))
             for name in sorted(producer.accepted)]
@@ -113,7 +113,7 @@ def plan(
     """Say what a query needs: what is cached, what would be built and why (a dry run)."""
     store = Store(work_collection)
     steps: list[Step] = []
-    _plan(resolve(query, overrides, store.settings()), store, steps, 0)
+    _plan(resolve(query, overrides, Scope.of(store)), store, steps, 0)
     return steps
 
 
@@ -225,6 +225,7 @@ def _remove_one(store: Store, name: str) -> None:
     os.rename(store.path(name), doomed)
     if "identity" in manifest:
         store.forget(manifest["identity"])
+    store.drop_recipe_root(name)
     shutil.rmtree(doomed, ignore_errors=True)
 
 
@@ -270,8 +271,9 @@ def wipe(*, work_collection: str | os.PathLike | None = None) -> int:
     names = store.names()
     for name in [*names, *(h for h in (".index", ".tmp", ".locks", ".logs") if os.path.exists(store.path(h)))]:
         shutil.rmtree(store.path(name), ignore_errors=True)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(store.path(SETTINGS))
+    for name in (SETTINGS, COLLECTIONS):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(store.path(name))
     return len(names)
 
 
@@ -290,7 +292,8 @@ def set_settings(values: dict[str, Any], *, work_collection: str | os.PathLike |
     from axq.errors import UsageError, did_you_mean
     from axq.recipe import all_recipes
 
-    known = {name: p for r in all_recipes() for name, p in [*r.parameters.items(), *(
+    recipes = all_recipes(Store(work_collection).recipe_roots())
+    known = {name: p for r in recipes for name, p in [*r.parameters.items(), *(
         (alias, r.parameters[target]) for alias, target in r.aliases.items())]}
     for key, value in values.items():
         if key not in known:

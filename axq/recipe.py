@@ -207,22 +207,31 @@ def read_recipe(path: Path) -> Recipe:
     return recipe
 
 
-def recipe_dirs() -> list[Path]:
-    """List every recipe directory on the search path, in search order."""
-    found: list[Path] = []
-    for root in map(Path, locations.search_path()):
-        if root.is_dir():
-            found += sorted(d for d in root.iterdir() if (d / RECIPE_FILE).is_file())
-    return found
+def recipe_dirs(extra_roots: tuple[str, ...] = ()) -> list[Path]:
+    """List every recipe directory on the search path (then extra roots), in search order.
+
+    Two recipes of one name are an error naming both: which one a query meant would
+    depend on the order of the search path.
+    """
+    found: dict[str, Path] = {}
+    for root in map(Path, [*locations.search_path(), *extra_roots]):
+        for directory in sorted(root.iterdir()) if root.is_dir() else []:
+            if not (directory / RECIPE_FILE).is_file():
+                continue
+            if directory.name in found and found[directory.name] != directory:
+                raise ManifestError(directory.name, "name", f"two recipes are called `{directory.name}`: "
+                                    f"{found[directory.name]} and {directory}")
+            found[directory.name] = directory
+    return list(found.values())
 
 
 @cache
-def all_recipes() -> tuple[Recipe, ...]:
-    """Load every recipe on the search path (once per process)."""
-    return tuple(read_recipe(d) for d in recipe_dirs())
+def all_recipes(extra_roots: tuple[str, ...] = ()) -> tuple[Recipe, ...]:
+    """Load every recipe on the search path and in extra roots (once per process)."""
+    return tuple(read_recipe(d) for d in recipe_dirs(extra_roots))
 
 
-def recipe_version(name: str) -> int | None:
+def recipe_version(name: str, extra_roots: tuple[str, ...] = ()) -> int | None:
     """Return the current version of recipe `name`, or None if there is no such recipe."""
-    found = [r.version for r in all_recipes() if r.name == name]
+    found = [r.version for r in all_recipes(extra_roots) if r.name == name]
     return found[0] if found else None

@@ -11,7 +11,7 @@ after that is an error naming the rules. See docs/recipes.md.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from axq.errors import (
@@ -25,7 +25,8 @@ from axq.errors import (
 )
 from axq.graph import Node
 from axq.query import Condition, Query, format_value, parse
-from axq.recipe import Producer, all_recipes
+from axq.recipe import Producer, Recipe, all_recipes
+from axq.store import Store
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,22 @@ class Match:
 
 
 Settings = dict[str, Any]  # collection settings: parameter defaults kept in the work collection
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a work collection adds to resolution: its settings and its recipe collections."""
+
+    settings: Settings = field(default_factory=dict)
+    roots: tuple[str, ...] = ()  # recipe roots of collections added to it (git_repo,collection)
+
+    @classmethod
+    def of(cls, store: Store) -> Scope:
+        """Return the scope of a work collection."""
+        return cls(store.settings(), store.recipe_roots())
+
+    def recipes(self) -> tuple[Recipe, ...]:
+        return all_recipes(self.roots)
 
 
 def layers(producer: Producer, query: Query, settings: Settings) -> list[tuple[str, dict[str, Any]]]:
@@ -148,20 +165,21 @@ def match(producer: Producer, query: Query, settings: Settings | None = None) ->
                  sources=value_sources(producer, query, settings))
 
 
-def rules(query: Query | str, settings: Settings | None = None) -> list[Match]:
+def rules(query: Query | str, scope: Scope | None = None) -> list[Match]:
     """Match every producer rule against a query (matches first, most specific first)."""
     query = parse(query) if isinstance(query, str) else query
-    matches = [match(p, query, settings) for r in all_recipes() for p in r.producers]
+    scope = scope or Scope()
+    matches = [match(p, query, scope.settings) for r in scope.recipes() for p in r.producers]
     return sorted(matches, key=lambda m: m.rank)
 
 
-def _known_tags() -> set[str]:
-    return {t for r in all_recipes() for p in r.producers for t in p.tags}
+def _known_tags(scope: Scope) -> set[str]:
+    return {t for r in scope.recipes() for p in r.producers for t in p.tags}
 
 
-def _no_producer(query: Query, matches: list[Match]) -> NoProducerError:
+def _no_producer(query: Query, matches: list[Match], scope: Scope) -> NoProducerError:
     """Explain why nothing matches: an unknown tag, or the closest rules' reasons."""
-    known = _known_tags()
+    known = _known_tags(scope)
     for tag in query.tags:
         if tag not in known:
             return NoProducerError(f"no recipe produces tag `{tag}`" + did_you_mean(tag, known))
@@ -170,17 +188,18 @@ def _no_producer(query: Query, matches: list[Match]) -> NoProducerError:
     return NoProducerError(f"no producer rule matches `{query}`: {reasons}")
 
 
-def choose(query: Query, settings: Settings | None = None) -> Match:
+def choose(query: Query, scope: Scope | None = None) -> Match:
     """Return the single most specific matching rule, or raise saying why there is none."""
     if query.is_sweep:
         raise UsageError(f"`{query}` sweeps a parameter: run it with `axq sweep`")
-    matches = rules(query, settings)
+    scope = scope or Scope()
+    matches = rules(query, scope)
     winners = [m for m in matches if m.ok and m.rank == matches[0].rank]
     if not matches or not matches[0].ok:
         refused = sorted((m for m in matches if m.value_error), key=lambda m: (-m.specificity, m.unasked))
         if refused:
             raise refused[0].value_error  # type: ignore[misc]
-        raise _no_producer(query, matches)
+        raise _no_producer(query, matches, scope)
     if len(winners) > 1:
         labels = ", ".join(m.producer.label for m in winners)
         raise AmbiguousRuleError(f"`{query}` matches several rules equally well: {labels}; "
@@ -211,16 +230,16 @@ def with_overrides(query: Query, overrides: dict[str, Any]) -> Query:
 MAX_DEPTH = 40  # deeper than any real graph: a recipe whose planned deps never end
 
 
-def resolve(query: Query | str, overrides: dict[str, Any] | None = None, settings: Settings | None = None,
+def resolve(query: Query | str, overrides: dict[str, Any] | None = None, scope: Scope | None = None,
             _stack: tuple[str, ...] = ()) -> Node:
     """Resolve a query (and, recursively, its dependencies) into a graph of nodes.
 
-    `settings` (the work collection's `axq set` values) fill any parameter a rule takes,
-    below the query's own values.
+    A work collection's scope adds its settings (`axq set` values fill any parameter a
+    rule takes, below the query's own) and the recipes of collections added to it.
     """
     query = parse(query) if isinstance(query, str) else query
     query = with_overrides(query, overrides) if overrides else query
-    chosen = choose(query, settings)
+    chosen = choose(query, scope)
     producer, params = chosen.producer, chosen.params
     assert params is not None
     _check_rule(producer, params)
@@ -230,7 +249,7 @@ def resolve(query: Query | str, overrides: dict[str, Any] | None = None, setting
         raise CycleError([k.split(" ", 1)[0] for k in found])
     node = Node(producer, params, str(query), sources=chosen.sources or {})
     for name, (dep, dep_overrides) in dependency_queries(producer, params).items():
-        node.deps[name] = resolve(dep, dep_overrides, settings, (*_stack, key))
+        node.deps[name] = resolve(dep, dep_overrides, scope, (*_stack, key))
     return node
 
 

@@ -9,6 +9,7 @@ Layout of a work collection:
     .tmp/<name>.<pid>.<rand>/   builds in progress (never looks complete)
     .logs/<name>.log            build logs while building, and of failed builds
     .settings.json              collection settings: parameter defaults set with `axq set`
+    .collections.json           entries whose recipes join this collection's search path
 
 Lookups are single file reads, so their cost does not grow with the number of entries.
 This module is on the cached-query path: it imports nothing heavy at the top.
@@ -25,6 +26,7 @@ from axq import locations
 
 MANIFEST = "manifest.json"
 SETTINGS = ".settings.json"
+COLLECTIONS = ".collections.json"  # entries holding recipes (git_repo,collection): name -> recipe root
 
 
 def read_text(path: str) -> str | None:
@@ -127,6 +129,37 @@ class Store:
         write_atomically(self.path(SETTINGS), json.dumps(settings, indent=2, sort_keys=True) + "\n")
         shutil.rmtree(self.path(".index", "memo"), ignore_errors=True)
 
+    # -- recipe collections: entries whose results name a `recipe_root` ---------------------
+
+    def recipe_roots(self) -> tuple[str, ...]:
+        """Return the recipe roots of collection entries in this work collection, in build order."""
+        text = read_text(self.path(COLLECTIONS))
+        roots = json.loads(text) if text else {}
+        return tuple(root for name, root in roots.items() if self.entry_dir(name))
+
+    def note_recipe_root(self, name: str, results: dict) -> None:
+        """Add an entry's recipes to the search path if its results name a `recipe_root`."""
+        root = results.get("recipe_root") if isinstance(results, dict) else None
+        if root:
+            self._write_roots({**self._roots(), name: os.path.join(self.path(name), root)})
+
+    def drop_recipe_root(self, name: str) -> None:
+        """Take a removed entry's recipes off the search path."""
+        roots = self._roots()
+        if name in roots:
+            del roots[name]
+            self._write_roots(roots)
+
+    def _roots(self) -> dict[str, str]:
+        text = read_text(self.path(COLLECTIONS))
+        return json.loads(text) if text else {}
+
+    def _write_roots(self, roots: dict[str, str]) -> None:
+        import shutil
+
+        write_atomically(self.path(COLLECTIONS), json.dumps(roots, indent=2) + "\n")
+        shutil.rmtree(self.path(".index", "memo"), ignore_errors=True)
+
     # -- the index --------------------------------------------------------------------
 
     def record(self, identity: str, name: str) -> None:
@@ -147,6 +180,7 @@ class Store:
         for name, manifest in self.manifests():
             with open(os.path.join(fresh, "ids", manifest["identity"]), "w") as handle:
                 handle.write(name)
+            self.note_recipe_root(name, manifest.get("results") or {})
             count += 1
         self._swap_in(fresh, index)
         return count

@@ -41,12 +41,12 @@ def _point_row(query: Query, keys: list[str]) -> Row:
 
 def check_points(points: list[Query], overrides: dict[str, Any] | None, work_collection: Any) -> None:
     """Resolve every point first: a bad value anywhere fails the sweep before a point runs."""
-    from axq.resolve import resolve
+    from axq.resolve import Scope, resolve
     from axq.store import Store
 
-    settings = Store(work_collection).settings()
+    scope = Scope.of(Store(work_collection))
     for point in points:
-        resolve(point, overrides, settings)
+        resolve(point, overrides, scope)
 
 
 def run_point(point: Query, swept: list[str], getters: list[str], overrides: dict[str, Any] | None,

@@ -6,7 +6,7 @@ import pytest
 
 import axq
 from axq.errors import AmbiguousRuleError, CycleError, NoProducerError, UsageError
-from axq.resolve import resolve, rules
+from axq.resolve import Scope, resolve, rules
 
 
 @pytest.mark.parametrize(
@@ -97,10 +97,10 @@ def test_an_alias_is_the_same_parameter_and_the_same_entry(work):
 
 def test_collection_settings_fill_parameters_below_the_query(work):
     axq.set_settings({"offset": 5, "label": "y"})
-    node = resolve("sum,value=1", settings=axq.settings())
+    node = resolve("sum,value=1", scope=Scope(axq.settings()))
     assert node.params["offset"] == 5 and node.sources["offset"] == "collection"
     assert node.deps["a"].params["label"] == "y", "a setting applies wherever a rule takes the parameter"
-    assert resolve("sum,value=1,offset=0", settings=axq.settings()).params["offset"] == 0
+    assert resolve("sum,value=1,offset=0", scope=Scope(axq.settings())).params["offset"] == 0
     assert axq.byquery("sum,value=1").get("total") == 6
     assert axq.byquery("sum,value=1").manifest["provenance"]["sources"]["offset"] == "collection"
     assert {p.name: p.source for p in axq.params("sum,value=1")}["offset"] == "collection"
