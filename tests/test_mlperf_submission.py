@@ -1,4 +1,4 @@
-"""MLPerf submission pieces: compliance audits, accuracy-log truncation, checker layout.
+"""MLPerf submission pieces (entries/lib/axq_mlperf): compliance audits, accuracy-log truncation, checker layout.
 
 Every benchmark run here is real LoadGen driving a tiny in-test SUT, one subprocess per
 run (LoadGen reads mlperf.conf once per process and audit.config from the working
@@ -70,14 +70,15 @@ def run_loadgen(run_dir: Path, sut: str, mode: str) -> None:
 
 # ---------------------------------------------------------------- the tests
 
-ENTRY = Path(__file__).resolve().parent.parent / "entries" / "mlperf_submission"
-
 
 def _module(name: str):
-    """Import a module of the mlperf_submission recipe by path."""
-    from axq.entry import load_code
+    """Import a module of the shared MLPerf package by name, as recipe code does."""
+    import importlib
 
-    return load_code(str(ENTRY / f"{name}.py"))
+    from axq.entry import use_libraries
+
+    use_libraries()
+    return importlib.import_module(f"axq_mlperf.{name}")
 
 
 def _run(root: Path, name: str, sut: str, mode: str, test: str | None = None) -> Path:
@@ -111,7 +112,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 
 def _detail(run_dir: Path) -> dict:
     """Return a run's parsed detail log."""
-    return _module("mlperf_logs").parse_detail(run_dir / "mlperf_log_detail.txt")
+    return _module("logs").parse_detail(run_dir / "mlperf_log_detail.txt")
 
 
 def test_audit_config_matches_the_official_files(tmp_path):
@@ -194,7 +195,7 @@ def test_truncated_accuracy_log_keeps_4k_at_each_end_and_the_hash(runs, tmp_path
     before = full.read_bytes()
     assert len(before) > 3 * 4096
     (tmp_path / "accuracy.txt").write_text("accuracy=100.000%, good=400, total=400\n")
-    digest = _module("truncate").truncate_accuracy_log(full, tmp_path / "accuracy.txt")
+    digest = _module("truncation").truncate_accuracy_log(full, tmp_path / "accuracy.txt")
     assert digest == hashlib.sha256(before).hexdigest() and full.read_bytes() == before
     lines = (tmp_path / "accuracy.txt").read_text().splitlines()
     assert lines == ["accuracy=100.000%, good=400, total=400", "", f"hash={digest}"]
@@ -234,7 +235,7 @@ def _spec(runs: dict[str, Path], benchmark: str = "digits"):
     compliance = _module("compliance")
     compliance.verify_test01(runs["test01"], runs["acc"], runs["perf"], runs["test01"])
     compliance.verify_test04(runs["test04"], runs["perf"], runs["test04"])
-    return _module("layout").RunSpec(
+    return _module("submission").RunSpec(
         benchmark=benchmark, scenario="SingleStream", performance_dir=runs["perf"],
         accuracy_dir=runs["acc"], accuracy_txt="accuracy=100.000%, good=400, total=400",
         user_conf=(runs["perf"] / "user.conf").read_text(), reproduce="axq byquery mlperf_submission",
@@ -244,7 +245,7 @@ def _spec(runs: dict[str, Path], benchmark: str = "digits"):
 @pytest.mark.parametrize("layout", ["v5.1", "v6.0"])
 def test_tree_has_every_file_the_checker_requires(runs, tmp_path, layout):
     """Write the tree and find each file the checker looks for, non-empty."""
-    module = _module("layout")
+    module = _module("submission")
     system = module.system_description({"system_name": "test box"})
     root = module.write_submission_tree(tmp_path, "open", "axq-user", "S", [_spec(runs)], system, layout)
     assert root == tmp_path / "open" / "axq-user"
@@ -263,7 +264,7 @@ def test_closed_division_refuses_a_model_the_rules_do_not_know(runs, tmp_path):
     """Digits is no MLPerf benchmark: a closed submission is a BuildError naming --division=open."""
     from axq.errors import BuildError
 
-    layout = _module("layout")
+    layout = _module("submission")
     with pytest.raises(BuildError, match="division=open"):
         layout.write_submission_tree(tmp_path, "closed", "me", "S", [_spec(runs)], {})
     assert not (tmp_path / "closed").exists()
@@ -271,7 +272,7 @@ def test_closed_division_refuses_a_model_the_rules_do_not_know(runs, tmp_path):
 
 def test_system_description_has_every_required_field():
     """Every field of SYSTEM_DESC_REQUIRED_FIELDS is present; meaningful ones are filled."""
-    layout = _module("layout")
+    layout = _module("submission")
     described = layout.system_description({"cooling": "liquid", "status": "preview"})
     assert set(layout.SYSTEM_FIELDS) <= set(described)
     meaningful = ("status", "system_name", "accelerators_per_node", "number_of_nodes", "host_processor_model_name",

@@ -77,7 +77,9 @@ def test_compliance_runs_answer_compliance_result(submission: Entry) -> None:
         assert run.get("compliance_result") in ("PASS", "FAIL")
         assert (run.path / "audit.config").is_file() and (run.path / "verify_performance.txt").is_file()
         found = run.get("compliance")
-        assert set(run.manifest["used"]) == {found["reference_accuracy"], found["reference_performance"]}
+        deps = {name: dep["name"] for name, dep in run.manifest["deps"].items()}
+        assert (deps["reference_accuracy"], deps["reference_performance"]) == (
+            found["reference_accuracy"], found["reference_performance"])
         if test == "TEST01":
             assert found["details"]["accuracy"] == "PASS"
 
@@ -99,3 +101,25 @@ def test_readme_says_open_division_and_how_to_reproduce(submission: Entry) -> No
     assert not (root / "open/axq-ci/model_mapping.json").exists()
     system = json.loads((root / "open/axq-ci/systems/ci-box.json").read_text())
     assert (system["division"], system["submitter"], system["system_name"]) == ("open", "axq-ci", "ci-box")
+
+
+def test_the_submission_is_built_from_planned_runs(submission: Entry) -> None:
+    deps = {name: dep["name"] for name, dep in submission.manifest["deps"].items()}
+    assert set(deps) == {f"SingleStream_{run}" for run in ("accuracy", "performance", "TEST01", "TEST04")}
+    assert deps["SingleStream_accuracy"] == axq.byquery(f"{RUN},loadgen_mode=AccuracyOnly").name
+    assert submission.manifest.get("used", {}) == {}  # nothing fetched behind the graph's back
+
+
+def test_plan_lists_every_run_of_an_official_submission_before_anything_is_built(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AXQ_WORK_COLLECTION", str(tmp_path / "wc"))
+    steps = axq.plan("mlperf_submission,submitter=ME,system=mybox,division=open,scenarios=Offline+Server")
+    runs = {s.node.identity: s.node.params for s in steps if s.node.producer.recipe.name == "loadgen_program"}
+    found = sorted((p["loadgen_scenario"], p["loadgen_mode"], p["loadgen_compliance_test"] or "")
+                   for p in runs.values())
+    assert found == sorted((scenario, mode, test) for scenario in ("Offline", "Server") for mode, test in (
+        ("AccuracyOnly", ""), ("PerformanceOnly", ""), ("PerformanceOnly", "TEST01"), ("PerformanceOnly", "TEST04")))
+    assert all(p["loadgen_execution"] == "valid" for p in runs.values()) and not steps[0].cached
+    official = [s.estimate_s for s in steps if s.node.params.get("loadgen_mode") == "PerformanceOnly"]
+    assert official and all(e == 660 for e in official)
+    assert not (tmp_path / "wc").exists() or axq.list_entries("") == []
