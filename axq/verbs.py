@@ -437,6 +437,39 @@ def wipe(call: Call) -> int:
     return 0
 
 
+def set_settings(call: Call) -> int:
+    """Set collection settings from KEY=VALUE words (values typed as in queries), or list them."""
+    import axq.api as api
+
+    if not call.words:
+        return print_settings(api.settings(work_collection=call.work_collection), call.json)
+    values = {}
+    for word in call.words:
+        key, equals, text = word.partition("=")
+        if not equals or not key.isidentifier():
+            raise UsageError(f"`{word}`: expected KEY=VALUE, e.g. `axq set imagenet_dir=/data/imagenet/val`")
+        values[key] = parse_overrides([f"--{key}={text}"])[key]
+    return print_settings(api.set_settings(values, work_collection=call.work_collection), call.json)
+
+
+def unset_settings(call: Call) -> int:
+    """Remove collection settings."""
+    import axq.api as api
+
+    return print_settings(api.unset_settings(call.words, work_collection=call.work_collection), call.json)
+
+
+def print_settings(settings: dict[str, Any], as_json: bool) -> int:
+    """Print the collection settings: JSON, or one `key=value` a line."""
+    from axq.query import format_value
+
+    if as_json:
+        emit(settings, True)
+    else:
+        print("\n".join(f"{k}={format_value(v)}" for k, v in sorted(settings.items())) or "no settings")
+    return 0
+
+
 def help_verb(call: Call) -> int:
     """Print the usage of axq, or of one verb."""
     print(verb_help(find_verb(call.words[0])) if call.words else usage())
@@ -467,6 +500,10 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
           Option("--plot", "also plot the getters against the swept parameter", "FILE.png")),
          overrides=True, stages=(Stage("get", "KEY[,KEY...]", "the getters to tabulate", (1, 1)),),
          needs_stage=True),
+    Verb("set", "[KEY=VALUE ...]", "set parameter defaults kept in the work collection (alone: list them)",
+         set_settings, (0, None), (("KEY=VALUE", "e.g. imagenet_dir=/data/imagenet/val; a query's k=v still wins"),)),
+    Verb("unset", "KEY ...", "remove collection settings", unset_settings, (1, None),
+         (("KEY", "a setting's name"),)),
     Verb("gc", "", "remove leftovers of failed or killed builds, rebuild the index", simple("gc")),
     Verb("reindex", "", "rebuild the index (finds hand-copied entries)", simple("reindex")),
     Verb("where", "", "print the work collection's path", simple("where")),
