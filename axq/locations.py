@@ -12,9 +12,20 @@ SOURCE_ROOT = os.path.dirname(PACKAGE_DIR)
 RECIPE_FILE = "recipe.json"
 
 
+def _shipped(name: str) -> str:
+    """Return a data folder of axq: beside the package in a checkout, inside it in a wheel (`_name`)."""
+    checkout = os.path.join(SOURCE_ROOT, name)
+    return checkout if os.path.isdir(checkout) else os.path.join(PACKAGE_DIR, "_" + name)
+
+
 def builtin_entries() -> str:
-    """Return the `entries/` directory shipped beside the package."""
-    return os.path.join(SOURCE_ROOT, "entries")
+    """Return the built-in recipes: `entries/` of the checkout, or the copy a wheel carries."""
+    return _shipped("entries")
+
+
+def grammar_dir() -> str:
+    """Return the lark grammars: `grammar/` of the checkout, or the copy a wheel carries."""
+    return _shipped("grammar")
 
 
 def search_path() -> list[str]:

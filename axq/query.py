@@ -36,13 +36,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from axq.errors import QuerySyntaxError
+from axq.locations import grammar_dir
 
 if TYPE_CHECKING:
     import lark
 
 Value = None | bool | int | float | str | tuple  # a tuple is a list of values
 
-GRAMMAR = Path(__file__).resolve().parent.parent / "grammar" / "query.lark"
+GRAMMAR = Path(grammar_dir()) / "query.lark"
 OPS = ("tag", "notag", "=", "!=", "<", "<=", ">", ">=", "set", "unset", "in", "notin", "sweep")
 MAX_POINTS = 10_000
 
