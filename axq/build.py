@@ -71,6 +71,7 @@ def manifest_for(node: Node, deps: dict[str, Entry], used: dict[str, Entry], res
         "results": results or {},
         "provenance": {
             "query": query,
+            "sources": {k: v for k, v in node.sources.items() if v in ("collection", "query")},
             "command": reproduce_command(node),
             "python": platform.python_version(),
             "packages": _versions(recipe.packages),
@@ -120,13 +121,13 @@ class Builder:
 
     def byquery(self, query: str | Query, overrides: dict[str, Any] | None = None, memo: str | None = None) -> Entry:
         """Return the entry a query means: from the memo, else resolved and built as needed."""
-        from axq.resolve import resolve
+        from axq.resolve import Scope, resolve
 
         memo = memo or memo_key(str(query), *overrides_text(overrides))
         name = self.store.memo_lookup(memo)
         if name:
             return Entry.load(self.store, name)
-        entry = self.ensure(resolve(query, overrides), str(query))
+        entry = self.ensure(resolve(query, overrides, Scope.of(self.store)), str(query))
         with self.store.writing():
             self.store.memo_record(memo, entry.name)
         return entry
@@ -166,6 +167,7 @@ class Builder:
                 raise
             raise explained from None
         self.store.record(node.identity, node.name)
+        self.store.note_recipe_root(node.name, manifest.get("results") or {})
         os.unlink(log_path)
         warn_if_contended(node.name, manifest, self.reporter)
         return Entry.load(self.store, node.name)
@@ -301,16 +303,16 @@ def stale_reason(store: Store, manifest: dict, _seen: dict[str, str | None] | No
     name = manifest.get("name", "")
     if name not in seen:
         seen[name] = None  # a cycle cannot happen, but must not recurse forever
-        seen[name] = _own_staleness(manifest) or _inputs_staleness(store, manifest, seen)
+        seen[name] = _own_staleness(store, manifest) or _inputs_staleness(store, manifest, seen)
     return seen[name]
 
 
-def _own_staleness(manifest: dict) -> str | None:
+def _own_staleness(store: Store, manifest: dict) -> str | None:
     """Say whether the entry's recipe is now at another version (or gone)."""
     from axq.recipe import recipe_version
 
     recipe, built = manifest.get("recipe"), manifest.get("recipe_version")
-    now = recipe_version(str(recipe))
+    now = recipe_version(str(recipe), store.recipe_roots())
     if now is None:
         return f"its recipe `{recipe}` is gone"
     return f"built by {recipe} version {built}, now {now}" if now != built else None

@@ -28,7 +28,7 @@ from axq.errors import EntryNotFound, GetterError, ManifestError, did_you_mean
 from axq.store import Store, read_text
 
 # Manifest fields readable with `get` besides getters, results and parameters.
-MANIFEST_KEYS = ("name", "identity", "recipe", "tags", "params", "results", "deps", "provenance")
+MANIFEST_KEYS = ("name", "identity", "recipe", "tags", "params", "results", "deps", "provenance", "measurement")
 GETTERS_FILE, CODE_FILE = "getters.py", "code.py"
 T = TypeVar("T")
 
