@@ -4,14 +4,27 @@ A query is comma-separated conditions (grammar/query.lark holds the lark grammar
 
     query     := [condition ("," condition)*]        whitespace between tokens is ignored
     condition := NAME                  tag present           t
-               | ("-"|"!") NAME        tag absent            -t   !t
-               | NAME "?"              parameter set         k?
+               | ("-"|"!"|"^") NAME    tag absent            -t   !t   ^t
+               | NAME ("?"|".")        parameter set         k?   k.
                | ("-"|"!") NAME "?"    parameter not set     -k?  !k?
+               | NAME "!."             parameter not set     k!.
+               | NAME ("+"|"-")        true / false          k+   k-
                | NAME op value         compare               k=v k!=v k<v k<=v k>v k>=v
                | NAME ("="|"!=") list  membership            k=[a,b]  k!=[a,b]
+               | NAME ("==="|"!==") v  compare as text       k===3.10  k!==3.10
+               | NAME (":"|"!:") value list holds / lacks    k:v  k!:v
+               | NAME "?=" value       k is already v        k?=v
                | NAME ":=" item (":" item)*   sweep          k:=a:b:c  k:=100..1600*2
     list      := "[" [value ("," value)*] "]"
     item      := value | START..END | START..END+STEP | START..END*FACTOR
+
+The axs spellings mean what they mean in axs (its FilterPile): `k+`/`k-` give k the value
+true/false and hold when k is truthy/falsy (an unset k is falsy); `k.`/`k!.` are `k?`/`-k?`;
+`^t` is `-t`; `k==v` and `k<>v` are `k=v` and `k!=v`; `k===v` is `k='v'` (the text as
+typed, never a number) and `k!==v` is `k!='v'`; `k:v`/`k!:v` hold when k is a list that
+holds/lacks v (and fail when k is not a list); `k?=v` holds when k is v but, unlike `k=v`,
+does not give k a value (in axs a query's `?=` is matched, never assigned). Canonical text
+uses axq's own spelling where one means the same (`k.` prints as `k?`, `k===3` as `k='3'`).
 
 Values are typed: int (`-3`), float (`1.5`, `1e-3`, `inf`), bool (`true`/`True`,
 `false`/`False`), null (`null`/`None`), quoted strings ('...' or "...", backslash escapes,
@@ -44,7 +57,9 @@ if TYPE_CHECKING:
 Value = None | bool | int | float | str | tuple  # a tuple is a list of values
 
 GRAMMAR = Path(grammar_dir()) / "query.lark"
-OPS = ("tag", "notag", "=", "!=", "<", "<=", ">", ">=", "set", "unset", "in", "notin", "sweep")
+OPS = ("tag", "notag", "=", "!=", "<", "<=", ">", ">=", "set", "unset", "in", "notin", "sweep",
+       "true", "false", ":", "!:", "?=")
+_ASSIGNED: dict[str, Value] = {"true": True, "false": False}  # ops giving their key a fixed value
 MAX_POINTS = 10_000
 
 _INT = re.compile(r"-?[0-9]+")
@@ -197,6 +212,18 @@ class Condition:
         if op in ("in", "notin"):
             hit = present and any(same(actual, item) for item in _items(value))
             return hit == (op == "in")
+        return self._test_axs(present, actual)
+
+    def _test_axs(self, present: bool, actual: Value) -> bool:
+        """Apply an operator axq takes from axs, or a comparison, to the actual value."""
+        op, value = self.op, self.value
+        if op in ("true", "false"):
+            return bool(actual) == (op == "true")
+        if op in (":", "!:"):
+            holds = any(same(item, value) for item in _items(actual))
+            return isinstance(actual, (tuple, list)) and holds == (op == ":")
+        if op == "?=":
+            return present and same(actual, value)
         return present and _comparable(actual, value) and _COMPARE[op](actual, value)
 
     def __str__(self) -> str:
@@ -206,6 +233,8 @@ class Condition:
             "notag": lambda: f"-{key}",
             "set": lambda: f"{key}?",
             "unset": lambda: f"-{key}?",
+            "true": lambda: f"{key}+",
+            "false": lambda: f"{key}-",
             "in": lambda: f"{key}={format_value(value)}",
             "notin": lambda: f"{key}!={format_value(value)}",
             "sweep": lambda: f"{key}:=" + ":".join(_format_item(v) for v in _items(value)),
@@ -234,8 +263,9 @@ class Query:
 
     @property
     def assignments(self) -> dict[str, Value]:
-        """Return the `k=v` conditions as a dict."""
-        return {c.key: c.value for c in self.conditions if c.op == "="}
+        """Return the values the query gives parameters (`k=v`, `k+`, `k-`) as a dict."""
+        given = ("=", *_ASSIGNED)
+        return {c.key: _ASSIGNED.get(c.op, c.value) for c in self.conditions if c.op in given}
 
     @property
     def param_conditions(self) -> tuple[Condition, ...]:
@@ -362,6 +392,9 @@ def _parse(text: str, start: str) -> Any:
         raise error.orig_exc from None
 
 
+_SPELLINGS = {"==": "=", "<>": "!="}  # axs's other spellings of axq operators
+
+
 @functools.cache
 def _transformer_class() -> type:
     """Return the Transformer class, defined on first use so lark loads lazily."""
@@ -374,7 +407,7 @@ def _transformer_class() -> type:
             super().__init__()
             self.text = text
 
-        NAME = staticmethod(str)
+        NAME = TEXT = staticmethod(str)
         BARE = SWEEP_WORD = staticmethod(lambda token: typed(str(token)))
         STRING = staticmethod(lambda token: unquote(str(token)))
 
@@ -392,7 +425,7 @@ def _transformer_class() -> type:
             return tuple(items)
 
         def op(self, children: list[lark.Token]) -> str:
-            return str(children[0])
+            return _SPELLINGS.get(str(children[0]), str(children[0]))
 
         def points(self, items: list[Any]) -> tuple[Value, ...]:
             return tuple(itertools.chain(*(i if isinstance(i, list) else [i] for i in items)))
@@ -409,8 +442,29 @@ def _transformer_class() -> type:
         def unset(self, c: list[Any]) -> Condition:
             return Condition(c[0], "unset")
 
+        def true(self, c: list[Any]) -> Condition:
+            return Condition(c[0], "true")
+
+        def false(self, c: list[Any]) -> Condition:
+            return Condition(c[0], "false")
+
         def compare(self, c: list[Any]) -> Condition:
             return Condition(c[0], c[1], c[2])
+
+        def text_equal(self, c: list[Any]) -> Condition:
+            return Condition(c[0], "=", c[1])
+
+        def text_unequal(self, c: list[Any]) -> Condition:
+            return Condition(c[0], "!=", c[1])
+
+        def given(self, c: list[Any]) -> Condition:
+            return Condition(c[0], "?=", c[1])
+
+        def has(self, c: list[Any]) -> Condition:
+            return Condition(c[0], ":", c[1])
+
+        def lacks(self, c: list[Any]) -> Condition:
+            return Condition(c[0], "!:", c[1])
 
         def member(self, c: list[Any]) -> Condition:
             return Condition(c[0], "in", c[1])
@@ -426,17 +480,17 @@ def _transformer_class() -> type:
 
 # ---------------------------------------------------------------------------- errors
 
+_OPERATORS = ("=", "==", "!=", "<>", "<", "<=", ">", ">=", ":=",  # literals after a name
+              "===", "!==", "?=", "!:", "+", "-", ".", "!.")
 _PHRASES = {  # terminal (name or literal) -> words, in the order messages list them
     "NAME": "a tag or parameter name",
-    "BARE": "a value", "STRING": "a value", "[": "a value",
+    "BARE": "a value", "STRING": "a value", "TEXT": "a value", "[": "a value",
     "SWEEP_WORD": "a value or range", "RANGE": "a value or range",
-    "=": "an operator like `=`", "!=": "an operator like `=`", "<": "an operator like `=`",
-    "<=": "an operator like `=`", ">": "an operator like `=`", ">=": "an operator like `=`",
-    ":=": "an operator like `=`",
+    **dict.fromkeys(_OPERATORS, "an operator like `=`"),
     "?": "`?`", ":": "`:`", "]": "`]`", ",": "`,`", "$END": "the end of the query",
     "_NOT": "", "_COMMA": "`,`",
 }
-_OPERATOR_BEFORE = re.compile(r"(:=|!=|<=|>=|=|<|>)\s*$")
+_OPERATOR_BEFORE = re.compile(r"(===|!==|:=|!=|<=|>=|==|<>|\?=|!:|=|<|>|:)\s*$")
 
 
 def _syntax_error(text: str, error: Any, parser: lark.Lark) -> QuerySyntaxError:
@@ -453,7 +507,15 @@ def _syntax_error(text: str, error: Any, parser: lark.Lark) -> QuerySyntaxError:
         names = _acceptable(state)
     else:
         names = getattr(error, "allowed", None) or getattr(error, "expected", None) or set()
-    return QuerySyntaxError(text, position + 1, _expected(names, parser, text[:position]))
+    expected = _expected(names, parser, text[:position]) + _axs_only(text, position)
+    return QuerySyntaxError(text, position + 1, expected)
+
+
+def _axs_only(text: str, position: int) -> str:
+    """Return a note when the bad spot is an axs operator axq lacks (query masking `t-:q`)."""
+    if text.startswith(":", position) and re.search(r"[A-Za-z0-9_]-$", text[:position]):
+        return " (axs's query masking `tag-:query` is not part of axq)"
+    return ""
 
 
 def _acceptable(state: Any) -> set[str]:
@@ -488,6 +550,8 @@ def _expected(names: Collection[str], parser: lark.Lark, before: str) -> str:
     distinct = {w for w in words if w}
     if "a value or range" in distinct:
         distinct.discard("a value")
+    if "an operator like `=`" in distinct:  # after a name, `:` is the list-holds operator
+        distinct.discard("`:`")
     phrases = sorted(distinct, key=lambda w: order.index(w) if w in order else 99)
     if not phrases:
         return "unexpected input"

@@ -42,8 +42,23 @@ CANONICAL = [
     ("k:=0.1..0.3+0.1", "k:=0.1:0.2:0.3"),
 ]
 
+AXS_CANONICAL = [  # axs's spellings, printed as axq's where one means the same
+    ("accuracy+,dry_run-", "accuracy+,dry_run-"),
+    ("k.,j!.", "k?,-j?"),
+    ("^t,-u,!v", "-t,-u,-v"),
+    ("k==1,j<>2", "k=1,j!=2"),
+    ("k==[1,a],j<>[]", "k=[1,a],j!=[]"),
+    ("v===3.10,w===x,n===null", "v='3.10',w=x,n='null'"),
+    ("v!==3.10,w!==x", "v!='3.10',w!=x"),
+    ("k===it's,j===a=b", "k='it\\'s',j='a=b'"),
+    ("k === 'a b' , j !== \"1\"", "k='a b',j!='1'"),
+    ("k:v,j!:3,m:cuda:0,n:'a,b'", "k:v,j!:3,m:cuda:0,n:'a,b'"),
+    ("k?=1,j?=x,n?='1'", "k?=1,j?=x,n?='1'"),
+    ("loadgen_output,accuracy+,v===3.11,k:=1:2", "loadgen_output,accuracy+,v='3.11',k:=1:2"),
+]
 
-@pytest.mark.parametrize(("text", "canonical"), CANONICAL)
+
+@pytest.mark.parametrize(("text", "canonical"), CANONICAL + AXS_CANONICAL)
 def test_canonical_form(text: str, canonical: str) -> None:
     """Print a parsed query in canonical form, which parses back to itself."""
     query = parse(text)
@@ -61,6 +76,16 @@ def test_conditions_and_views() -> None:
     assert [str(c) for c in query.param_conditions] == ["k=1", "j?", "m:=1:2"]
     assert query.is_sweep and not parse("a,k=1").is_sweep
     assert query.conditions[0] == Condition("a", "tag")
+
+
+def test_axs_operators_views() -> None:
+    """Give values with `k+`, `k-` and `k===v` only; count `^t` as an absent tag."""
+    query = parse("a,^b,x+,y-,v===3.10,w?=1,l:p,m!:q,s.,u!.")
+    assert query.tags == ("a",) and query.absent_tags == ("b",)
+    assert query.assignments == {"x": True, "y": False, "v": "3.10"}
+    assert [c.key for c in query.param_conditions] == ["x", "y", "v", "w", "l", "m", "s", "u"]
+    assert [c.op for c in query.param_conditions] == ["true", "false", "=", "?=", ":", "!:", "set", "unset"]
+    assert parse("k+") != parse("k=true") and parse("k.") == parse("k?")
 
 
 # ---------------------------------------------------------------------------- values
@@ -128,6 +153,17 @@ ERRORS = [
     ("k=", 3, "expected a value after `=`"),
     ("k>=", 4, "expected a value after `>=`"),
     ("k=1 x", 5, "expected `,` or the end of the query"),
+    ("k===", 5, "expected a value after `===`"),
+    ("k!==,a", 5, "expected a value after `!==`"),
+    ("k:", 3, "expected a value after `:`"),
+    ("k!:[1]", 4, "expected a value after `!:`"),
+    ("k?=", 4, "expected a value after `?=`"),
+    ("k==", 4, "expected a value after `==`"),
+    ("k+1", 3, "expected `,` or the end of the query"),
+    ("k.x", 3, "expected `,` or the end of the query"),
+    ("^k=1", 3, "`?`"),
+    ("t-:a,b", 3, "query masking `tag-:query` is not part of axq"),
+    ("a b", 3, "expected an operator like `=`, `?`, `,` or the end of the query"),
     ("a b", 3, "an operator"),
     ("a,,b", 3, "expected a tag or parameter name"),
     ("1a", 1, "tag or parameter name"),
@@ -215,8 +251,59 @@ SEMANTICS = [
     ("a,k=1,j?", {"k": 1}, False),
 ]
 
+AXS_SEMANTICS = [  # as axs's FilterPile evaluates them
+    ("k+", {"k": True}, True),
+    ("k+", {"k": 1}, True),
+    ("k+", {"k": "no"}, True),
+    ("k+", {"k": 0}, False),
+    ("k+", {"k": None}, False),
+    ("k+", {}, False),
+    ("k-", {}, True),
+    ("k-", {"k": False}, True),
+    ("k-", {"k": ""}, True),
+    ("k-", {"k": []}, True),
+    ("k-", {"k": "x"}, False),
+    ("k.", {"k": 0}, True),
+    ("k.", {"k": None}, False),
+    ("k.", {}, False),
+    ("k!.", {}, True),
+    ("k!.", {"k": None}, True),
+    ("k!.", {"k": False}, False),
+    ("^z", {}, True),
+    ("^a", {}, False),
+    ("k==1", {"k": 1.0}, True),
+    ("k<>1", {"k": 1}, False),
+    ("k<>1", {}, True),
+    ("k===3.10", {"k": "3.10"}, True),
+    ("k===3.10", {"k": 3.1}, False),
+    ("k=3.10", {"k": 3.1}, True),
+    ("k===1", {"k": 1}, False),
+    ("k===true", {"k": "true"}, True),
+    ("k!==1", {"k": 1}, True),
+    ("k!==1", {"k": "1"}, False),
+    ("k!==1", {}, True),
+    ("k:v", {"k": ["u", "v"]}, True),
+    ("k:v", {"k": ("v",)}, True),
+    ("k:v", {"k": ["u"]}, False),
+    ("k:v", {"k": "v"}, False),
+    ("k:v", {"k": None}, False),
+    ("k:v", {}, False),
+    ("k:1", {"k": [1.0]}, True),
+    ("k:1", {"k": [True]}, False),
+    ("k:'1'", {"k": [1]}, False),
+    ("k!:v", {"k": ["u"]}, True),
+    ("k!:v", {"k": []}, True),
+    ("k!:v", {"k": ["v", "u"]}, False),
+    ("k!:v", {"k": "u"}, False),
+    ("k!:v", {}, False),
+    ("k?=1", {"k": 1}, True),
+    ("k?=1", {"k": 2}, False),
+    ("k?=1", {}, False),
+    ("k?=null", {"k": None}, True),
+]
 
-@pytest.mark.parametrize(("text", "params", "expected"), SEMANTICS)
+
+@pytest.mark.parametrize(("text", "params", "expected"), SEMANTICS + AXS_SEMANTICS)
 def test_query_test(text: str, params: dict[str, Value], expected: bool) -> None:
     """Test conditions against tags {a, b} and resolved parameters."""
     assert parse(text).test({"a", "b"}, params) is expected
@@ -294,8 +381,9 @@ SCALARS = st.one_of(
 
 def _conditions() -> st.SearchStrategy[Condition]:
     """Generate valid conditions of every operator."""
-    keyed = st.builds(Condition, NAMES, st.sampled_from(["tag", "notag", "set", "unset"]))
-    compare = st.builds(Condition, NAMES, st.sampled_from(["=", "!=", "<", "<=", ">", ">="]), SCALARS)
+    keyed = st.builds(Condition, NAMES, st.sampled_from(["tag", "notag", "set", "unset", "true", "false"]))
+    ops = ["=", "!=", "<", "<=", ">", ">=", ":", "!:", "?="]
+    compare = st.builds(Condition, NAMES, st.sampled_from(ops), SCALARS)
     member = st.builds(
         Condition, NAMES, st.sampled_from(["in", "notin"]), st.tuples() | st.lists(SCALARS, max_size=3).map(tuple)
     )
@@ -312,7 +400,7 @@ def test_generated_queries_round_trip(conditions: tuple[Condition, ...]) -> None
 
 
 @settings(max_examples=500)
-@given(st.text(alphabet=st.sampled_from(list("ab1_-!=<>?:.,[]'\" *+é")) | st.characters(), max_size=20))
+@given(st.text(alphabet=st.sampled_from(list("ab1_-!=<>?:.,[]'\" *+^é")) | st.characters(), max_size=20))
 def test_any_text_parses_or_raises_syntax_error(text: str) -> None:
     """Return a query whose canonical form re-parses equal, or raise QuerySyntaxError."""
     try:
@@ -329,3 +417,67 @@ def test_import_does_not_load_lark() -> None:
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     assert done.stdout.strip() == "False", done.stderr
+
+
+# ---------------------------------------------------------------------------- axs2mlperf READMEs
+
+AXS2MLPERF = Path(__file__).resolve().parent / "data" / "axs2mlperf_queries.txt"
+
+
+def _readme_queries() -> list[str]:
+    """Return the queries collected from axs2mlperf's READMEs (comments and blanks skipped)."""
+    lines = AXS2MLPERF.read_text().splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_readme_queries_collected() -> None:
+    """Hold 69 distinct queries: 55 of today's READMEs, 14 only in the older ones."""
+    queries = _readme_queries()
+    assert len(queries) == len(set(queries)) == 69
+    assert "shell_tool,can_python,desired_python_version===3.11" in queries
+    assert any(q.endswith(",accuracy+") for q in queries)
+    assert not any("$" in q for q in queries)
+
+
+@pytest.mark.parametrize("text", _readme_queries())
+def test_readme_query_parses(text: str) -> None:
+    """Parse every axs2mlperf README query, and print it so that it parses back the same."""
+    query = parse(text)
+    assert query.tags and len(query.conditions) == text.count(",") + 1
+    assert parse(str(query)) == query
+
+
+def test_readme_axs_operators_mean_what_axs_means() -> None:
+    """Give `desired_python_version===3.11` the text "3.11" and `accuracy+` the value true."""
+    assert parse("shell_tool,can_python,desired_python_version===3.11").assignments == {
+        "desired_python_version": "3.11"
+    }
+    assert parse("loadgen_output,dtype=fp16,accuracy+").assignments == {"dtype": "fp16", "accuracy": True}
+
+
+@pytest.mark.parametrize(
+    ("text", "rule", "reason"),
+    [
+        ("number,value?=1", "toy_number", None),
+        ("number,value?=2", "toy_number", "`value?=2` does not hold (`value` is 1)"),
+        ("number,mode?=special", "toy_special", None),
+        ("number,value:1", "toy_number", "`value:1` does not hold (`value` is 1)"),
+        ("number,value!.", "toy_number", "`-value?` does not hold (`value` is 1)"),
+        ("number,^number", "toy_number", "has tag `number`"),
+    ],
+)
+def test_rules_show_axs_operators(work: Path, text: str, rule: str, reason: str | None) -> None:
+    """Match rules on axs's operators and say which condition fails in axq's spelling."""
+    from axq.resolve import rules
+
+    found = {m.producer.recipe.name: m for m in rules(text)}
+    assert found[rule].reason == reason
+    assert (reason is None) == found[rule].ok
+
+
+def test_rules_take_text_values(work: Path) -> None:
+    """Fill a parameter from `k===v` with the text as typed, not a number."""
+    from axq.resolve import rules
+
+    chosen = rules("number,label===3.10")[0]
+    assert chosen.ok and chosen.params["label"] == "3.10"
