@@ -75,14 +75,23 @@ def _answer_from_memo(words: list[str], overrides: list[str], key: str) -> int |
     return entry_status(entry)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one command line; return its exit code."""
+def main(argv: list[str] | None = None, *, handle_signals: bool = False) -> int:
+    """Run one command line; return its exit code.
+
+    With handle_signals (the console script), SIGTERM and SIGHUP interrupt a build as
+    Ctrl-C does, so its children are stopped before axq reports; the cached path, which
+    builds nothing, does not pay for that.
+    """
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     try:
         fast = None if debug else _cached_get(argv)
         if fast is not None:
             return fast
+        if handle_signals:
+            from axq.process import install_signal_handlers
+
+            install_signal_handlers()
         from axq import verbs
 
         return verbs.run(argv)
@@ -101,4 +110,4 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry_point() -> None:
     """Console-script entry: exit with main's code."""
-    sys.exit(main())
+    sys.exit(main(handle_signals=True))
