@@ -13,7 +13,7 @@ import pytest
 
 import axq
 from axq.entry import load_code
-from axq.errors import BuildError
+from axq.errors import ParameterError
 from axq.progress import Reporter
 from tests.conftest import REPO
 
@@ -107,14 +107,16 @@ def test_offline_is_a_single_run(collection):
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ("loadgen_scenario=SingleStream", "needs Server"),
-        ("peak_start_qps=4000,peak_max_qps=1000", "peak_start_qps=4000 is above peak_max_qps=1000"),
+        ("loadgen_scenario=SingleStream", "must be one of Server, Offline"),
+        ("peak_start_qps=4000,peak_max_qps=1000", "is above peak_max_qps=1000"),
         ("peak_start_qps=100", "too few queries in a run for LoadGen's early stopping"),
-        ("peak_tolerance=2", "peak_tolerance=2 must be a fraction"),
-        ("peak_max_qps=1.5", "peak_max_qps=1.5 must be an integer"),
+        ("peak_tolerance=2", "must be at most 0.9"),
+        ("peak_max_qps=1.5", "must be an integer"),
     ],
 )
-def test_bad_parameters_are_one_line_build_errors(collection, settings, message):
-    with pytest.raises(BuildError, match=message) as caught:
+def test_bad_parameters_are_one_line_errors_before_anything_is_built(collection, settings, message):
+    before = {entry.name for entry in axq.list_entries("")}
+    with pytest.raises(ParameterError, match=message) as caught:
         axq.byquery(f"{PEAK},{settings}", reporter=QUIET)
-    assert "\n" not in str(caught.value) and "log: " in str(caught.value)
+    assert "\n" not in str(caught.value) and caught.value.exit_code == 2
+    assert {entry.name for entry in axq.list_entries("")} == before

@@ -93,7 +93,7 @@ def test_invalid_run_is_kept_marked_and_exits_1(collection: Path) -> None:
 
 def test_bad_scenario_is_one_clear_line(collection: Path) -> None:
     result = axq_cli("byquery", f"{DIGITS},loadgen_scenario=Ofline", ",", "get", "accuracy")
-    assert result.returncode == 1
+    assert result.returncode == 2  # refused while resolving: a ParameterError
     assert "did you mean `Offline`" in result.stderr and "Traceback" not in result.stderr
     assert axq.list_entries("loadgen_output,loadgen_scenario=Ofline") == []
 
