@@ -9,7 +9,9 @@ on the cached-query path.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 __all__ = ["byname", "byquery", "gc", "list_entries", "params", "plan", "reindex", "remove", "rules",

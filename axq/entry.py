@@ -12,25 +12,27 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, TypeVar
-
-if TYPE_CHECKING:
-    import subprocess
-
-    from axq.measure import Measurement
-    from axq.progress import Reporter
 
 from axq import locations
 from axq.errors import EntryNotFound, GetterError, ManifestError, did_you_mean
 from axq.store import Store, read_text
 
+TYPE_CHECKING = False  # typing costs milliseconds on the cached path; annotations are strings anyway
+if TYPE_CHECKING:
+    import subprocess
+    from collections.abc import Callable, Iterable, Iterator
+    from pathlib import Path
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
+
+    from axq.measure import Measurement
+    from axq.progress import Reporter
+
 # Manifest fields readable with `get` besides getters, results and parameters.
 MANIFEST_KEYS = ("name", "identity", "recipe", "tags", "params", "results", "deps", "provenance", "measurement")
 GETTERS_FILE, CODE_FILE = "getters.py", "code.py"
-T = TypeVar("T")
 
 
 class Entry:
@@ -59,6 +61,8 @@ class Entry:
     @property
     def path(self) -> Path:
         """Return the entry directory."""
+        from pathlib import Path
+
         return Path(self.store.path(self.name))
 
     @property

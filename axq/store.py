@@ -17,12 +17,14 @@ This module is on the cached-query path: it imports nothing heavy at the top.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Iterator
 
 from axq import locations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 MANIFEST = "manifest.json"
 SETTINGS = ".settings.json"
@@ -57,18 +59,9 @@ class Store:
         """Join parts under the work collection root."""
         return os.path.join(self.root, *parts)
 
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
+    def writing(self) -> _Writing:
         """Create the collection if needed; turn a collection that can't be written into one clear error."""
-        try:
-            os.makedirs(self.root, exist_ok=True)
-            yield
-        except (FileNotFoundError, NotADirectoryError, FileExistsError, PermissionError) as error:
-            if not self._is_ours(error):
-                raise
-            from axq.errors import WorkCollectionError
-
-            raise WorkCollectionError(f"work collection {self.root} cannot be used: {_problem(error)}") from None
+        return _Writing(self)
 
     def _is_ours(self, error: OSError) -> bool:
         """Say whether an OS error is about the collection itself (not a file a recipe reads)."""
@@ -108,12 +101,13 @@ class Store:
 
     def memo_lookup(self, key: str) -> str | None:
         """Return the entry name memoised for a query key, if that entry still exists."""
-        name = read_text(self.path(".index", "memo", key))
-        return name if name and self.entry_dir(name) else None
+        text = read_text(self.path(".index", "memo", _memo_file(key)))
+        name, _, recorded = (text or "").partition("\n")
+        return name if name and recorded == key and self.entry_dir(name) else None
 
     def memo_record(self, key: str, name: str) -> None:
-        """Memoise that a query key resolves to entry `name`."""
-        write_atomically(self.path(".index", "memo", key), name)
+        """Memoise that a query key resolves to entry `name` (the file keeps the key: a clash is a miss)."""
+        write_atomically(self.path(".index", "memo", _memo_file(key)), f"{name}\n{key}")
 
     # -- collection settings (`axq set`): parameter defaults of this work collection ----------
 
@@ -201,7 +195,7 @@ class Store:
         """Drop an identity from the index and clear the memo."""
         import shutil
 
-        with contextlib.suppress(FileNotFoundError):
+        with _Missing():
             os.unlink(self.path(".index", "ids", identity))
         shutil.rmtree(self.path(".index", "memo"), ignore_errors=True)
 
@@ -226,6 +220,45 @@ class Store:
                 yield name, manifest
 
 
+class _Writing:
+    """Context of writes to a collection (a class: contextlib is not on the cached path)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        self._check(lambda: os.makedirs(self.store.root, exist_ok=True))
+
+    def __exit__(self, kind: type | None, error: BaseException | None, trace: object) -> bool:
+        if isinstance(error, (FileNotFoundError, NotADirectoryError, FileExistsError, PermissionError)):
+            self._raise(error)
+        return False
+
+    def _check(self, step: object) -> None:
+        try:
+            step()  # type: ignore[operator]
+        except (FileNotFoundError, NotADirectoryError, FileExistsError, PermissionError) as error:
+            self._raise(error)
+            raise
+
+    def _raise(self, error: OSError) -> None:
+        """Raise WorkCollectionError if the OS error is about the collection itself."""
+        if self.store._is_ours(error):
+            from axq.errors import WorkCollectionError
+
+            raise WorkCollectionError(f"work collection {self.store.root} cannot be used: {_problem(error)}") from None
+
+
+class _Missing:
+    """Suppress FileNotFoundError (contextlib.suppress without importing contextlib)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, error: BaseException | None, trace: object) -> bool:
+        return isinstance(error, FileNotFoundError)
+
+
 def _problem(error: OSError) -> str:
     """Say what is wrong with a collection path, in words a user can act on."""
     if isinstance(error, (NotADirectoryError, FileExistsError)):
@@ -237,10 +270,15 @@ def _problem(error: OSError) -> str:
 
 def memo_key(*parts: str) -> str:
     """Key the query memo by the query text and overrides as given, and the recipe set."""
-    import hashlib
+    return "\0".join([*parts, locations.recipe_fingerprint()])
 
-    text = "\0".join([*parts, locations.recipe_fingerprint()])
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+def _memo_file(key: str) -> str:
+    """Name a memo file after its key, cheaply (zlib, not hashlib: OpenSSL costs milliseconds)."""
+    import zlib
+
+    data = key.encode()
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
 def valid_name(name: str) -> bool:
