@@ -19,7 +19,7 @@ from axq.graph import Node
 from axq.parameters import Parameter
 from axq.progress import Reporter
 from axq.query import Query, format_value, parse
-from axq.resolve import Match, Scope, choose, resolve, with_overrides
+from axq.resolve import Match, Scope, check_rule, choose, resolve, with_overrides
 from axq.resolve import rules as match_rules
 from axq.store import COLLECTIONS, SETTINGS, Store, valid_name
 from axq.sweeps import sweep
@@ -77,6 +77,7 @@ def params(
     parsed = with_overrides(parsed, overrides) if overrides else parsed
     chosen = choose(parsed, Scope.of(Store(work_collection)))
     producer, values, sources = chosen.producer, chosen.params or {}, chosen.sources or {}
+    check_rule(producer, values)
     return [_param_info(producer, name, values.get(name), sources.get(name, "required"))
             for name in sorted(producer.accepted)]
 

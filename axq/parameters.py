@@ -95,8 +95,11 @@ def _is(kind: str, value: Any) -> bool:
         return isinstance(value, list)
     if isinstance(value, bool):
         return kind == "bool"
-    expected = {"int": int, "float": float, "number": (int, float), "bool": bool, "str": str}[kind]
-    return isinstance(value, expected)
+    return isinstance(value, _PYTHON_TYPES[kind])
+
+
+_PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": float, "number": (int, float),
+                                                      "bool": bool, "str": str}
 
 
 def _num(value: float) -> str:

@@ -242,7 +242,7 @@ def resolve(query: Query | str, overrides: dict[str, Any] | None = None, scope: 
     chosen = choose(query, scope)
     producer, params = chosen.producer, chosen.params
     assert params is not None
-    _check_rule(producer, params)
+    check_rule(producer, params)
     key = _cycle_key(producer, params)
     if key in _stack or len(_stack) > MAX_DEPTH:
         found = [*_stack[_stack.index(key):], key] if key in _stack else [*_stack[-4:], key]
@@ -260,7 +260,7 @@ def _cycle_key(producer: Producer, params: dict[str, Any]) -> str:
     return f"{producer.label} {canonical_json(params)}"
 
 
-def _check_rule(producer: Producer, params: dict[str, Any]) -> None:
+def check_rule(producer: Producer, params: dict[str, Any]) -> None:
     """Run the recipe's own cross-parameter check, if it has one."""
     check = producer.hook("check")
     if check is None:
@@ -274,7 +274,8 @@ def _check_rule(producer: Producer, params: dict[str, Any]) -> None:
 
 def dependency_queries(producer: Producer, params: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any] | None]]:
     """Return every dependency of a rule as (query, overrides): declared, then planned from params."""
-    found = {dep: (dep_query(producer, dep, params), None) for dep in producer.deps}
+    found: dict[str, tuple[str, dict[str, Any] | None]] = {
+        dep: (dep_query(producer, dep, params), None) for dep in producer.deps}
     planner = producer.hook("planned_deps")
     for name, planned in (planner(dict(params)) if planner else {}).items():
         if name in found:

@@ -229,10 +229,9 @@ class _Writing:
     def __enter__(self) -> None:
         self._check(lambda: os.makedirs(self.store.root, exist_ok=True))
 
-    def __exit__(self, kind: type | None, error: BaseException | None, trace: object) -> bool:
+    def __exit__(self, kind: type | None, error: BaseException | None, trace: object) -> None:
         if isinstance(error, (FileNotFoundError, NotADirectoryError, FileExistsError, PermissionError)):
             self._raise(error)
-        return False
 
     def _check(self, step: object) -> None:
         try:

@@ -81,3 +81,8 @@ def test_params_lists_values_sources_and_declarations(work):
     assert (found["count"].value, found["count"].source, found["count"].default) == (3, "query", 2)
     assert (found["limit"].value, found["limit"].source) == (5, "default")
     assert found["count"].minimum == 0 and found["count"].description.startswith("how many")
+
+
+def test_params_runs_the_recipe_check_as_plan_does(work, axq_cli):
+    code, _, err = axq_cli("params", "planned_sum,count=9")
+    assert code == 2 and "must be at most limit=5" in err
