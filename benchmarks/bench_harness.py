@@ -1,15 +1,17 @@
 """Measure the LoadGen harness's overhead: Offline through LoadGen vs a bare loop.
 
-Synthetic data and model (no data set or training needed): 2,048 random 1 x 28 x 28
-images and a seeded, untrained small CNN of the Fashion-MNIST model's shape. In one run:
+The path users take: `axq.byquery("loadgen_output,classified_digits,...")` through the real
+kernel (digits, the small CNN trained by its recipe, cached in a private work collection),
+the real LoadGen child and SUT of `entries/loadgen_program`. In one run:
 
-1. the same model through `entries/loadgen_program` (a real LoadGen Offline
-   PerformanceOnly test in its own process), with `harness_baseline_s` set so that the
-   test process also times the bare model (the same shuffled batches through the same
-   predict(), no LoadGen) right before and right after the test, on the same thread, and
-   takes their mean (a first loop warms the process up: a fresh process runs slower for
-   its first seconds);
-2. the harness with a model that returns at once, to show the harness's own ceiling.
+1. the query with `loadgen_mode=PerformanceOnly,loadgen_scenario=Offline` and
+   `harness_baseline_s` set, so that the test process also times the bare model (the same
+   shuffled batches through the same predict(), no LoadGen) right before and right after
+   the test, on the same thread, and takes their mean (a first loop warms the process up: a
+   fresh process runs slower for its first seconds); each repeat removes the run first
+   (`axq.remove`), so it is measured afresh;
+2. the same query with a model that returns at once (a recipe in a temporary recipe root,
+   as a user would add one), to show the harness's own ceiling.
 
 Prints each rate and the ratio harness / bare (target >= 0.95). The baseline is taken in
 the test's own process because two processes running the same loop differ by tens of
@@ -24,93 +26,54 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-REPO = Path(__file__).resolve().parent.parent
-RECIPE = REPO / "entries" / "loadgen_program"
-SAMPLES = 2048
-
-DATA_CODE = '''
-def load_arrays(entry, mmap=True):
-    import numpy as np
-    return np.load(entry.path / "images.npy", mmap_mode="r"), np.load(entry.path / "labels.npy")
-'''
-MODEL_CODE = '''
-import torch
-from torch import nn
-
-
-class Instant(nn.Module):
-    """Return fixed logits at once, whatever the input."""
-
-    def forward(self, x):
-        return torch.zeros(x.shape[0], 10)
-
-
-def make_model():
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(512, 128), nn.ReLU(), nn.Linear(128, 10))
+QUERY = "loadgen_output,classified_digits,loadgen_mode=PerformanceOnly,loadgen_scenario=Offline"
+INSTANT_RECIPE = {
+    "version": 1,
+    "description": "A digits 'model' that returns fixed logits at once (the harness's ceiling).",
+    "parameters": {},
+    "producers": [{"tags": ["model"], "params": {"model_name": "instant", "dataset_name": "digits"}}],
+    "getters": [],
+}
+INSTANT_CODE = '''
+def build(ctx):
+    return {}
 
 
 def load_model(entry, device="cpu"):
-    model = Instant() if entry.params.get("instant") else make_model()
-    return model.eval().to(device)
+    import torch
+
+    class Instant(torch.nn.Module):
+        def forward(self, x):
+            return torch.zeros(x.shape[0], 10)
+
+    return Instant().eval().to(device)
 '''
 
 
-class Dep:
-    """A stand-in dependency entry: a directory with code.py, params and call()."""
-
-    def __init__(self, path: Path, params: dict | None = None) -> None:
-        self.path, self.params, self.results = path, params or {}, {}
-
-    def code(self) -> Any:
-        from axq.entry import load_code
-
-        return load_code(str(self.path / "code.py"))
-
-    def call(self, function: str, *args: Any) -> Any:
-        return getattr(self.code(), function)(self, *args)
+def write_instant_recipe(root: Path) -> Path:
+    """Write the instant model's recipe under root and return the recipe root."""
+    recipe = root / "recipes" / "model_instant"
+    recipe.mkdir(parents=True)
+    (recipe / "recipe.json").write_text(json.dumps(INSTANT_RECIPE))
+    (recipe / "code.py").write_text(INSTANT_CODE)
+    return recipe.parent
 
 
-class Context:
-    """A build context that keeps the log quiet."""
+def bare_rate(run: Any, batch: int, seconds: float) -> float:
+    """Return samples/s of the run's model in a plain loop over its data set's batches, on a worker thread."""
+    import torch
 
-    def __init__(self, path: Path, params: dict, deps: dict) -> None:
-        self.path, self.params, self.deps = path, params, deps
-
-    def log(self, message: str) -> None:
-        pass
-
-
-def make_deps(root: Path) -> tuple[Path, Path]:
-    """Write the synthetic data set and model recipe under root."""
-    data, model = root / "data", root / "model"
-    data.mkdir(), model.mkdir()
-    rng = np.random.default_rng(0)
-    np.save(data / "images.npy", rng.standard_normal((SAMPLES, 1, 28, 28), dtype=np.float32))
-    np.save(data / "labels.npy", rng.integers(0, 10, SAMPLES, dtype=np.int64))
-    (data / "code.py").write_text(DATA_CODE)
-    (model / "code.py").write_text(MODEL_CODE)
-    return data, model
-
-
-def bare_rate(deps: tuple[Path, Path], batch: int, seconds: float) -> float:
-    """Return samples/s of the model in a plain loop over batches, on a worker thread."""
-    images = torch.from_numpy(np.load(deps[0] / "images.npy"))
-    model = Dep(deps[1]).call("load_model", "cpu")
+    images, _ = run.dep("preprocessed").call("load_arrays", False)
+    images = torch.from_numpy(images)
+    model = run.dep("model").call("load_model", "cpu")
     found: list[float] = []
 
     def loop() -> None:
@@ -119,7 +82,7 @@ def bare_rate(deps: tuple[Path, Path], batch: int, seconds: float) -> float:
                 model(images[start:start + batch]).argmax(1).numpy()
             done, began = 0, time.perf_counter()
             while time.perf_counter() - began < seconds:
-                start = (done % SAMPLES) // batch * batch
+                start = (done % (len(images) - batch)) // batch * batch
                 model(images[start:start + batch]).argmax(1).numpy()
                 done += batch
             found.append(done / (time.perf_counter() - began))
@@ -130,16 +93,16 @@ def bare_rate(deps: tuple[Path, Path], batch: int, seconds: float) -> float:
     return found[0]
 
 
-def harness_run(deps: tuple[Path, Path], out: Path, model_params: dict, **params: Any) -> dict:
-    """Run one LoadGen Offline PerformanceOnly test through the recipe; return its results."""
-    from axq.entry import load_code
+def harness_run(settings: str) -> Any:
+    """Run one LoadGen Offline PerformanceOnly test through the real query, afresh; return its entry."""
+    import axq
+    from axq.progress import Reporter
 
-    recipe = json.loads((RECIPE / "recipe.json").read_text())
-    resolved = {**recipe["defaults"], **recipe["producers"][1]["defaults"],
-                **recipe["producers"][1]["params"], "loadgen_mode": "PerformanceOnly", **params}
-    out.mkdir()
-    context = Context(out, resolved, {"preprocessed": Dep(deps[0]), "model": Dep(deps[1], model_params)})
-    return load_code(str(RECIPE / "code.py")).build(context)
+    quiet = Reporter("quiet")
+    query = f"{QUERY},{settings}"
+    for old in axq.list_entries(query):
+        axq.remove(old.name)
+    return axq.byquery(query, reporter=quiet)
 
 
 def main() -> None:
@@ -150,22 +113,25 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    import torch
+
     torch.set_num_threads(args.threads)
-    sys.path.insert(0, str(REPO))
-    common = {"batch_size": args.batch_size, "num_threads": args.threads, "loadgen_duration_s": args.seconds}
+    common = f"batch_size={args.batch_size},num_threads={args.threads},loadgen_duration_s={args.seconds}"
     with tempfile.TemporaryDirectory() as tmp:
-        deps = make_deps(Path(tmp))
-        cross = bare_rate(deps, args.batch_size, args.seconds)
-        runs = [harness_run(deps, Path(tmp) / f"cnn{i}", {}, loadgen_target_qps=round(cross, 1),
-                            harness_baseline_s=args.seconds, **common) for i in range(args.repeats)]
-        instant = harness_run(deps, Path(tmp) / "instant", {"instant": True}, **common)
-    report(args, runs, instant, cross)
+        os.environ["AXQ_WORK_COLLECTION"] = str(Path(tmp) / "wc")
+        os.environ["AXQ_ENTRIES"] = str(write_instant_recipe(Path(tmp)))
+        first = harness_run(common)  # builds the chain; also the warm-up of this machine
+        cross = bare_rate(first, args.batch_size, args.seconds)
+        runs = [harness_run(f"{common},loadgen_target_qps={round(cross, 1)},harness_baseline_s={args.seconds}")
+                for _ in range(args.repeats)]
+        instant = harness_run(f"{common},model_name=instant")
+        report(args, [r.results for r in runs], instant.results, cross)
 
 
 def report(args: Any, runs: list[dict], instant: dict, cross: float) -> None:
     """Print each run and the medians."""
-    print(f"synthetic small CNN, 1x28x28 inputs, batch {args.batch_size}, {args.threads} torch thread(s), "
-          f"{args.seconds:g} s per measurement")
+    print(f"digits small CNN (axq query, real kernel and SUT), 1x8x8 inputs, batch {args.batch_size}, "
+          f"{args.threads} torch thread(s), {args.seconds:g} s per measurement")
     for run in runs:
         sut = run["sut"]
         print(f"  bare {sut['bare_samples_per_s']:8.1f}/s | harness {run['performance']:8.1f}/s "
