@@ -86,11 +86,18 @@ def _param_info(producer: Any, name: str, value: Any, source: str) -> ParamInfo:
     """Describe one parameter of a rule."""
     declared: Parameter | None = producer.declared(name)
     return ParamInfo(name, declared.type if declared else type(value).__name__, value, source,
-                     declared.default if declared and declared.has_default else None,
+                     _shown_default(declared),
                      declared.choices if declared else None, declared.minimum if declared else None,
                      declared.maximum if declared else None,
                      declared.description if declared else "fixed by the rule",
                      name in producer.required)
+
+
+def _shown_default(declared: Parameter | None) -> Any:
+    """Return a declared default as `axq params` shows it (a computed one by its function)."""
+    if declared is None or not declared.has_default:
+        return None
+    return f"<computed by {declared.default_from}>" if declared.default_from else declared.default
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 from axq.errors import ManifestError, ParameterError, did_you_mean
 
 TYPES = ("int", "float", "number", "bool", "str", "list", "any")
-SPEC_FIELDS = ("type", "default", "nullable", "choices", "min", "max", "description", "aliases")
+SPEC_FIELDS = ("type", "default", "default_from", "nullable", "choices", "min", "max", "description", "aliases")
 NO_DEFAULT: Any = type("NoDefault", (), {"__repr__": lambda self: "<no default>"})()
 
 
@@ -32,10 +32,11 @@ class Parameter:
     minimum: float | None = None
     maximum: float | None = None
     aliases: tuple[str, ...] = ()  # other names a query may use (axs spellings): the same parameter
+    default_from: str | None = None  # `module:function` (or a code.py function) computing the default
 
     @property
     def has_default(self) -> bool:
-        return self.default is not NO_DEFAULT
+        return self.default is not NO_DEFAULT or self.default_from is not None
 
     def check(self, value: Any) -> Any:
         """Return the value normalised to this parameter's type, or raise ParameterError."""
@@ -132,7 +133,15 @@ def _parameter(recipe: str, name: str, spec: Any) -> Parameter:
         bool(spec.get("nullable", spec.get("default", 0) is None)),
         _choices(recipe, where, spec.get("choices")),
         _bound(recipe, f"{where}.min", spec.get("min")), _bound(recipe, f"{where}.max", spec.get("max")),
-        _aliases(recipe, f"{where}.aliases", spec.get("aliases", []))))
+        _aliases(recipe, f"{where}.aliases", spec.get("aliases", [])),
+        _function_name(recipe, f"{where}.default_from", spec.get("default_from"))))
+
+
+def _function_name(recipe: str, where: str, name: Any) -> str | None:
+    if name is not None and (not isinstance(name, str) or not all(p.isidentifier() for p in
+                                                                  name.replace(":", ".").split("."))):
+        raise ManifestError(recipe, where, "expected `module:function` or a function of code.py")
+    return name
 
 
 def _aliases(recipe: str, where: str, aliases: Any) -> tuple[str, ...]:
@@ -169,7 +178,7 @@ def _bound(recipe: str, where: str, value: Any) -> float | None:
 
 def _checked_default(recipe: str, where: str, parameter: Parameter) -> Parameter:
     """Return the parameter if its own default passes its checks, else raise ManifestError."""
-    if parameter.has_default:
+    if parameter.default is not NO_DEFAULT:
         items = parameter.default if isinstance(parameter.default, list) else [parameter.default]
         if not all(isinstance(item, (type(None), bool, int, float, str)) for item in items):
             raise ManifestError(recipe, f"{where}.default", "expected a number, string, bool, null or a list of "

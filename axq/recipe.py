@@ -35,6 +35,9 @@ RECIPE_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "check": (str, "a function name"),
     "estimate": (str, "a function name"),
 }
+COMPUTED: Any = type("Computed", (), {"__repr__": lambda self: "<computed default>"})()  # see default_from
+_COMPUTED: dict[str, Any] = {}
+
 # Functions of code.py a recipe (or one of its rules) may name, called while a query is resolved.
 HOOKS = ("planned_deps", "check", "estimate")
 PRODUCER_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
@@ -103,6 +106,23 @@ class Recipe:
         """Import this recipe's code.py (once per process)."""
         return load_code(str(self.path / CODE_FILE))
 
+    def computed_default(self, name: str) -> Any:
+        """Return the default of parameter `name` that its `default_from` function computes (once a process)."""
+        source = self.parameters[name].default_from
+        assert source is not None
+        if source not in _COMPUTED:
+            if ":" in source:
+                import importlib
+
+                from axq.entry import use_libraries
+
+                use_libraries()
+                module, function = source.split(":", 1)
+                _COMPUTED[source] = getattr(importlib.import_module(module), function)()
+            else:
+                _COMPUTED[source] = self.function(source)()
+        return _COMPUTED[source]
+
     def function(self, name: str) -> Any:
         """Return a function from code.py, or raise ManifestError if it is missing."""
         fn = getattr(self.code(), name, None)
@@ -154,7 +174,7 @@ def _producer(recipe: Recipe, index: int, data: Any, hooks: dict[str, str]) -> P
     for key in ("params", "defaults"):
         _check_values(recipe.name, f"{where}.{key}", data.get(key, {}))
     _check_declared(recipe, where, data)
-    shared = {p.name: p.default for p in recipe.parameters.values() if p.has_default}
+    shared = {p.name: COMPUTED if p.default_from else p.default for p in recipe.parameters.values() if p.has_default}
     return Producer(
         recipe=recipe,
         index=index,
@@ -229,6 +249,11 @@ def recipe_dirs(extra_roots: tuple[str, ...] = ()) -> list[Path]:
 def all_recipes(extra_roots: tuple[str, ...] = ()) -> tuple[Recipe, ...]:
     """Load every recipe on the search path and in extra roots (once per process)."""
     return tuple(read_recipe(d) for d in recipe_dirs(extra_roots))
+
+
+def forget_computed_defaults() -> None:
+    """Forget computed defaults (for tests that pretend to be another machine)."""
+    _COMPUTED.clear()
 
 
 def recipe_version(name: str, extra_roots: tuple[str, ...] = ()) -> int | None:

@@ -25,7 +25,7 @@ from axq.errors import (
 )
 from axq.graph import Node
 from axq.query import Condition, Query, format_value, parse
-from axq.recipe import Producer, Recipe, all_recipes
+from axq.recipe import COMPUTED, Producer, Recipe, all_recipes
 from axq.store import Store
 
 
@@ -74,11 +74,12 @@ def layers(producer: Producer, query: Query, settings: Settings) -> list[tuple[s
     """Return the sources of parameter values, later ones winning: defaults ... fixed."""
     declared = {k: v for k, v in producer.defaults.items() if k in producer.recipe.parameters
                 and producer.recipe.parameters[k].has_default and producer.recipe.parameters[k].default == v}
-    own = {k: v for k, v in producer.defaults.items() if k not in declared}
+    own = {k: v for k, v in producer.defaults.items() if k not in declared and v is not COMPUTED}
+    computed = {k: producer.recipe.computed_default(k) for k, v in producer.defaults.items() if v is COMPUTED}
     named = {producer.recipe.aliases.get(k, k): v for k, v in settings.items()}
     taken = {k: v for k, v in named.items() if k in producer.accepted and k not in producer.params}
-    return [("default", declared), ("rule", own), ("collection", taken), ("query", query.assignments),
-            ("fixed", producer.params)]
+    return [("default", declared), ("computed", computed), ("rule", own), ("collection", taken),
+            ("query", query.assignments), ("fixed", producer.params)]
 
 
 def resolved_params(producer: Producer, query: Query, settings: Settings | None = None) -> dict[str, Any]:

@@ -268,8 +268,13 @@ def _problem(error: OSError) -> str:
 
 
 def memo_key(*parts: str) -> str:
-    """Key the query memo by the query text and overrides as given, and the recipe set."""
-    return "\0".join([*parts, locations.recipe_fingerprint()])
+    """Key the query memo by the query text and overrides as given, the recipe set and the host.
+
+    The host matters because a default may be computed from the machine (a measuring
+    system's fingerprint): a collection copied to another machine must not answer from the
+    memo with this one's entries.
+    """
+    return "\0".join([*parts, locations.recipe_fingerprint(), " ".join(os.uname())])
 
 
 def _memo_file(key: str) -> str:

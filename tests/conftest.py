@@ -12,7 +12,7 @@ import pytest
 
 from axq import cli
 from axq.entry import forget_loaded_code
-from axq.recipe import all_recipes
+from axq.recipe import all_recipes, forget_computed_defaults
 
 TESTS = Path(__file__).resolve().parent
 TOY_RECIPES = TESTS / "recipes"
@@ -24,8 +24,10 @@ def _fresh_recipe_cache():
     """Forget recipes loaded by another test (AXQ_ENTRIES differs between tests)."""
     all_recipes.cache_clear()
     forget_loaded_code()
+    forget_computed_defaults()
     yield
     all_recipes.cache_clear()
+    forget_computed_defaults()
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 import axq
@@ -86,3 +88,17 @@ def test_params_lists_values_sources_and_declarations(work):
 def test_params_runs_the_recipe_check_as_plan_does(work, axq_cli):
     code, _, err = axq_cli("params", "planned_sum,count=9")
     assert code == 2 and "must be at most limit=5" in err
+
+
+def test_a_computed_default_enters_the_identity(work, monkeypatch):
+    from axq.recipe import forget_computed_defaults
+
+    here = axq.byquery("measured_here")
+    assert here.get("where") == "machine-a"
+    assert {p.name: p.source for p in axq.params("measured_here")}["machine"] == "computed"
+    monkeypatch.setenv("AXQ_TEST_MACHINE", "machine-b")
+    forget_computed_defaults()
+    shutil.rmtree(work / ".index" / "memo")  # the memo is keyed by host: another machine has its own
+    there = axq.byquery("measured_here")
+    assert there.get("where") == "machine-b" and there.identity != here.identity
+    assert axq.byquery("measured_here,machine=machine-a").name == here.name, "results of another machine, by name"
