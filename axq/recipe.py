@@ -34,12 +34,15 @@ RECIPE_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "planned_deps": (str, "a function name"),
     "check": (str, "a function name"),
     "estimate": (str, "a function name"),
+    "explore": (str, "a function name"),
+    "units": (dict, "an object mapping getters to units"),
+    "bounds": (dict, "an object mapping getters to the getters of their bounds"),
 }
 COMPUTED: Any = type("Computed", (), {"__repr__": lambda self: "<computed default>"})()  # see default_from
 _COMPUTED: dict[str, Any] = {}
 
 # Functions of code.py a recipe (or one of its rules) may name, called while a query is resolved.
-HOOKS = ("planned_deps", "check", "estimate")
+HOOKS = ("planned_deps", "check", "estimate", "explore")
 PRODUCER_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "tags": (list, "a list of tags"),
     "params": (dict, "an object"),
@@ -50,6 +53,7 @@ PRODUCER_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "planned_deps": (str, "a function name"),
     "check": (str, "a function name"),
     "estimate": (str, "a function name"),
+    "explore": (str, "a function name"),
 }
 
 
