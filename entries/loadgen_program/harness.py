@@ -202,7 +202,7 @@ def calibrate(config: HarnessConfig, worker: Worker) -> dict[str, float]:
     warm_up(worker, batch)
     if not config.calibrate:
         return {}
-    if scenario in ("SingleStream", "MultiStream"):
+    if scenarios.is_stream(scenario):
         return stream_targets(config, time_batches(worker, config.query_size, 0.2))
     seconds = time_batches(worker, batch, 0.3)
     if scenario == "Offline":
