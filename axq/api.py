@@ -118,22 +118,29 @@ def plan(
     *,
     work_collection: str | os.PathLike | None = None,
 ) -> list[Step]:
-    """Say what a query needs: what is cached, what would be built and why (a dry run)."""
+    """Say what a query needs: what is cached, what would be built and why (a dry run).
+
+    Each entry appears once, where it is first needed: a run that several others depend on
+    (a compliance test's reference runs, which its submission holds too) is one step.
+    """
     store = Store(work_collection)
     steps: list[Step] = []
-    _plan(resolve(query, overrides, Scope.of(store)), store, steps, 0)
+    _plan(resolve(query, overrides, Scope.of(store)), store, steps, 0, {})
     return steps
 
 
-def _plan(node: Node, store: Store, steps: list[Step], depth: int) -> bool:
-    """Append the steps for node and its dependencies; return whether it is cached."""
+def _plan(node: Node, store: Store, steps: list[Step], depth: int, seen: dict[str, bool]) -> bool:
+    """Append the steps for node and its dependencies (each identity once); return whether it is cached."""
+    if node.identity in seen:
+        return seen[node.identity]
     index = len(steps)
-    deps_cached = [_plan(dep, store, steps, depth + 1) for dep in node.deps.values()]
+    deps_cached = [_plan(dep, store, steps, depth + 1, seen) for dep in node.deps.values()]
     name = store.name_for_identity(node.identity, node.name)
     stale = stale_reason(store, store.read_manifest(name) or {}) if name else None
     cached = name is not None and stale is None
     reason = "cached" if cached else f"stale: {stale}" if stale else _why(node, store, all(deps_cached))
     steps.insert(index, Step(node, cached, reason, depth, None if cached else node.estimate_s, stale))
+    seen[node.identity] = cached
     return cached
 
 

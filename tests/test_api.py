@@ -62,3 +62,9 @@ def test_wipe_removes_everything(work):
     assert axq.wipe() == 2
     assert axq.list_entries() == []
     assert axq.where() == os.fspath(work)
+
+
+def test_plan_lists_an_entry_needed_twice_once(work):
+    steps = axq.plan("planned_sum,count=2,repeat=true")
+    assert [s.node.params.get("value") for s in steps] == [None, 1, 2]
+    assert sum(s.estimate_s or 0 for s in steps) == 1.5

@@ -30,9 +30,8 @@ from typing import TYPE_CHECKING
 from axq.errors import ParameterError, did_you_mean
 
 if TYPE_CHECKING:
-    from axq_mlperf.config import HarnessConfig
-
     from axq.entry import BuildContext, Entry
+    from axq_mlperf.config import HarnessConfig
 
 HARNESS = Path(__file__).resolve().parent / "harness.py"
 PRECISIONS = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "bf16", "fp16")}

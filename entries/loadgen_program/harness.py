@@ -34,13 +34,13 @@ from typing import Any
 import mlperf_loadgen as lg
 import numpy as np
 import torch
+
+from axq.entry import Entry
+from axq.errors import BuildError
 from axq_mlperf import scenarios, userconf
 from axq_mlperf.child import report_failure
 from axq_mlperf.config import HarnessConfig
 from axq_mlperf.results import CALIBRATION, SUT_STATS
-
-from axq.entry import Entry
-from axq.errors import BuildError
 
 # Timed targets and query floors aim this far above the measured speed: a fresh process
 # runs up to ~1.5x faster after its first seconds (seen here), and a run that outpaces its

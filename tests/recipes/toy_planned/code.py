@@ -4,7 +4,8 @@ from axq.errors import ParameterError
 
 
 def planned_deps(params):
-    return {f"n{value}": f"number,value={value}" for value in range(1, params["count"] + 1)}
+    deps = {f"n{value}": f"number,value={value}" for value in range(1, params["count"] + 1)}
+    return {**deps, "again": "number,value=1"} if params["repeat"] else deps
 
 
 def check(params):
@@ -17,7 +18,7 @@ def estimate(params):
 
 
 def build(ctx):
-    return {"sum": sum(dep.get("stored") for dep in ctx.deps.values())}
+    return {"sum": sum(dep.get("stored") for name, dep in ctx.deps.items() if name != "again")}
 
 
 def total(entry):
