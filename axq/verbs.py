@@ -426,7 +426,57 @@ def _sweep_outputs(rows: list[dict], getters: list[str], call: Call) -> None:
         sweeping.write_csv(rows, call.options["--csv"])
     if "--plot" in call.options and rows:
         x = sweeping.swept_keys(parse(call.query))[0]
-        sweeping.plot(rows, x, getters, call.options["--plot"], title=call.query)
+        notes = sweeping.rows_notes(rows, call.work_collection)
+        sweeping.plot(rows, x, getters, call.options["--plot"], call.query, notes)
+
+
+def explore(call: Call) -> int:
+    """Score every configuration of a grid; print the table and the best; exit 1 if one failed, 130 if stopped."""
+    from axq import explore as exploring
+    from axq import sweeps as sweeping
+
+    try:
+        rows = exploring.explore(call.query, call.parsed_overrides(), target=_target(call),
+                                 work_collection=call.work_collection, reporter=call.reporter())
+        code = 1 if any(r.get("error") for r in rows) else 0
+    except sweeping.SweepInterrupted as stop:
+        rows, code = stop.rows, 130
+        print(f"axq: explore interrupted after {len(rows)} configurations; run it again to resume", file=sys.stderr)
+    _explore_outputs(rows, call)
+    return code
+
+
+def _target(call: Call) -> float | None:
+    """Return the --target share of the reference's accuracy (a number in (0, 1]), if given."""
+    text = call.options.get("--target")
+    if text is None:
+        return None
+    try:
+        share = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        share = -1.0
+    if not 0 < share <= 1:
+        raise UsageError(f"--target {text}: expected a share of the reference's accuracy, e.g. 0.99 or 99%")
+    return share
+
+
+def _explore_outputs(rows: list[dict], call: Call) -> None:
+    """Print the exploration's table and best configuration (or JSON); write the files asked for."""
+    from axq import explore as exploring
+    from axq import sweeps as sweeping
+    from axq.query import parse
+    from axq.table import format_table
+
+    swept = sweeping.swept_keys(parse(call.query))
+    if call.json:
+        emit(rows, True)
+    elif rows:
+        print(format_table(exploring.table_rows(rows, swept)))
+        print("\n".join(exploring.summary(rows, swept)))
+    if "--csv" in call.options:
+        sweeping.write_csv(rows, call.options["--csv"])
+    if "--plot" in call.options and rows:
+        exploring.plot(rows, call.options["--plot"], call.query, exploring.describe(rows, call.work_collection))
 
 
 def wipe(call: Call) -> int:
@@ -500,6 +550,14 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
           Option("--plot", "also plot the getters against the swept parameter", "FILE.png")),
          overrides=True, stages=(Stage("get", "KEY[,KEY...]", "the getters to tabulate", (1, 1)),),
          needs_stage=True),
+    Verb("explore", "QUERY", "score every configuration of a grid: accuracy, performance, Pareto front, the best "
+         "at the accuracy target", explore, (1, None),
+         (("QUERY", "a query sweeping configurations, e.g. `precision:=fp32:bf16,batch_size:=8:32`"),),
+         (Option("--target", "least share of the reference's accuracy (default: the recipe's, often 0.99)",
+                 "SHARE"),
+          Option("--csv", "also write the rows as CSV", "FILE"),
+          Option("--plot", "also plot accuracy against performance, the front highlighted", "FILE.png")),
+         overrides=True),
     Verb("set", "[KEY=VALUE ...]", "set parameter defaults kept in the work collection (alone: list them)",
          set_settings, (0, None), (("KEY=VALUE", "e.g. imagenet_dir=/data/imagenet/val; a query's k=v still wins"),)),
     Verb("unset", "KEY ...", "remove collection settings", unset_settings, (1, None),
