@@ -346,7 +346,7 @@ def figure(rows: list[Row], query: str = "", notes: Any = None) -> Any:
     accuracy_unit = (notes.units.get("accuracy") if notes else None)
     ax.set_xlabel(scale.label("performance") + (" (lower is better)" if not shown[0]["higher_is_better"] else ""))
     ax.set_ylabel(f"accuracy ({accuracy_unit})" if accuracy_unit else "accuracy")
-    _target_line(ax, shown)
+    _accuracy_range(ax, shown, _target_line(ax, shown), accuracy_unit)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     sweeps.titles(fig, ax, "accuracy against performance", query)
@@ -374,9 +374,9 @@ def _scatter(ax: Any, rows: list[Row], scale: Any) -> None:
         if picked:
             ax.scatter([r["performance"] * scale.factor for r in picked], [r["accuracy"] for r in picked],
                        label=label, **{"zorder": 3, **style})
-    for row in rows:
+    for index, row in enumerate(sorted(rows, key=lambda r: (r["accuracy"], r["performance"]))):
         ax.annotate(_short(row), (row["performance"] * scale.factor, row["accuracy"]), fontsize=7,
-                    xytext=(5, 4), textcoords="offset points")
+                    xytext=(5, 5 if index % 2 == 0 else -11), textcoords="offset points")  # neighbours apart
 
 
 def _short(row: Row) -> str:
@@ -385,13 +385,24 @@ def _short(row: Row) -> str:
     return " ".join(str(v) for k, v in row.items() if k not in skip)
 
 
-def _target_line(ax: Any, rows: list[Row]) -> None:
-    """Draw the accuracy target where every row shares one reference accuracy."""
+def _target_line(ax: Any, rows: list[Row]) -> float | None:
+    """Draw the accuracy target where every row shares one reference accuracy; return its height."""
     references = {(r["reference_accuracy"], r["target"]) for r in rows if _number(r["reference_accuracy"])}
-    if len(references) == 1:
-        (reference, target), = references
-        ax.axhline(reference * target, color="tab:orange", linestyle="--", linewidth=1,
-                   label=f"target: {target:.0%} of the reference ({reference * target:.4g})")
+    if len(references) != 1:
+        return None
+    (reference, target), = references
+    ax.axhline(reference * target, color="tab:orange", linestyle="--", linewidth=1,
+               label=f"target: {target:.0%} of the reference ({reference * target:.4g})")
+    return reference * target
+
+
+def _accuracy_range(ax: Any, rows: list[Row], target: float | None, unit: str | None) -> None:
+    """Show the accuracies and the target with a little room, never above 100%."""
+    values = [r["accuracy"] for r in rows] + ([target] if target is not None else [])
+    low, high = min(values), max(values)
+    pad = (high - low) * 0.12 or abs(high) * 0.005 or 0.5
+    top = high + pad
+    ax.set_ylim(low - pad, min(top, 100.0 + pad / 4) if unit == "%" else top)
 
 
 def describe(rows: list[Row], work_collection: Any = None) -> Any:

@@ -441,7 +441,8 @@ def explore(call: Call) -> int:
         code = 1 if any(r.get("error") for r in rows) else 0
     except sweeping.SweepInterrupted as stop:
         rows, code = stop.rows, 130
-        print(f"axq: explore interrupted after {len(rows)} configurations; run it again to resume", file=sys.stderr)
+        done = f"{len(rows)} configuration" + ("" if len(rows) == 1 else "s")
+        print(f"axq: explore interrupted after {done}; run it again to resume", file=sys.stderr)
     _explore_outputs(rows, call)
     return code
 
@@ -550,7 +551,7 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
           Option("--plot", "also plot the getters against the swept parameter", "FILE.png")),
          overrides=True, stages=(Stage("get", "KEY[,KEY...]", "the getters to tabulate", (1, 1)),),
          needs_stage=True),
-    Verb("explore", "QUERY", "score every configuration of a grid: accuracy, performance, Pareto front, the best "
+    Verb("explore", "QUERY", "score every configuration of a grid: accuracy, performance, the pareto front, the best "
          "at the accuracy target", explore, (1, None),
          (("QUERY", "a query sweeping configurations, e.g. `precision:=fp32:bf16,batch_size:=8:32`"),),
          (Option("--target", "least share of the reference's accuracy (default: the recipe's, often 0.99)",

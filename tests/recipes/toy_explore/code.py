@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from axq.errors import BuildError, ParameterError
@@ -16,6 +17,8 @@ LATENCY_BOUND_MS = 100.0
 def build(ctx):
     """Write the figures of one run into the results (and fail int8 on beta, as a real backend might)."""
     p = ctx.params
+    if p["gate_dir"]:
+        wait_at_gate(p["gate_dir"])
     if p["framework"] == "beta" and p["precision"] == "int8":
         raise BuildError("framework beta has no int8 kernels")
     found = {"built_ns": time.time_ns()}
@@ -27,6 +30,16 @@ def build(ctx):
     found.update(latency_ns=latency_ns, latency_bound_ms=LATENCY_BOUND_MS)
     found["performance"] = latency_ns if p["scenario"] == "latency" else rate
     return found
+
+
+def wait_at_gate(gate):
+    """Record the build, say so through the `started` FIFO, wait for the `release` FIFO (see toy_gate)."""
+    with open(os.path.join(gate, "builds.txt"), "a") as log:
+        log.write(f"{os.getpid()}\n")
+    with open(os.path.join(gate, "started"), "w") as started:
+        started.write("started\n")
+    with open(os.path.join(gate, "release")) as release:
+        release.read()
 
 
 def check_params(params):
