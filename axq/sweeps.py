@@ -294,7 +294,7 @@ def plot(rows: list[Row], x: str, getters: list[str], path: str, query: str = ""
 
 def _positions(rows: list[Row], x: str) -> dict[Any, float]:
     """Place each swept value on the x axis: numbers where they are, other values in their order."""
-    values = list(dict.fromkeys(r.get(x) for r in rows))
+    values: list[Any] = list(dict.fromkeys(r.get(x) for r in rows))
     if all(numeric(v) for v in values):
         return {v: float(v) for v in values}
     return {v: float(i) for i, v in enumerate(values)}

@@ -114,3 +114,61 @@ def test_ctrl_c_keeps_finished_points_and_a_rerun_resumes(work, gate):
     out, _ = rerun.communicate(timeout=60)
     assert rerun.returncode == 0 and len(out.splitlines()) == 3
     assert (gate / "builds.txt").read_text().count("\n") == 3  # point 1 once, point 2 twice
+
+
+def test_rows_carry_the_bounds_their_recipe_declares(work):
+    rows = axq.sweep("explored,mode=performance,batch_size:=1:2", ["latency_ns"], reporter=QUIET)
+    assert [r["latency_bound_ms"] for r in rows] == [100.0, 100.0]
+    rows = axq.sweep("explored,mode=performance,batch_size:=1:2", ["performance"], reporter=QUIET)
+    assert "latency_bound_ms" not in rows[0]  # only the bounds of the getters asked for
+
+
+def test_notes_read_units_fixed_or_from_a_getter(work):
+    from axq.sweeps import notes_of
+
+    throughput, latency = (axq.byquery(f"explored,mode=performance,scenario={s}") for s in ("throughput", "latency"))
+    assert notes_of(throughput).units == {"accuracy": "%", "performance": "samples/s", "latency_ns": "ns",
+                                          "latency_bound_ms": "ms"}
+    assert notes_of(latency).units["performance"] == "ns"
+    assert notes_of(latency).bounds == {"latency_ns": "latency_bound_ms"}
+
+
+@pytest.mark.parametrize(
+    ("query", "labels", "xscale"),
+    [
+        ("explored,mode=performance,batch_size:=1000..16000*2", ["1000", "2000", "4000", "8000", "16000"], "log"),
+        ("explored,mode=performance,batch_size:=1..16*2", ["1", "2", "4", "8", "16"], "log"),
+        ("explored,mode=performance,batch_size:=100..300+100", ["100", "200", "300"], "linear"),
+        ("explored,mode=performance,precision:=fp32:bf16:int8", ["fp32", "bf16", "int8"], "linear"),
+    ],
+)
+def test_plot_ticks_are_the_swept_values(work, query, labels, xscale):
+    from axq.query import parse
+    from axq.sweeps import figure, rows_notes, swept_keys
+
+    rows = axq.sweep(query, ["performance", "latency_ns"], reporter=QUIET)
+    fig = figure(rows, swept_keys(parse(query))[0], ["performance", "latency_ns"], query, rows_notes(rows))
+    bottom = fig.axes[-1]
+    assert [t.get_text() for t in bottom.get_xticklabels()] == labels
+    assert [t.get_text() for t in bottom.get_xticklabels(minor=True)] == []
+    assert bottom.get_xscale() == xscale
+
+
+def test_plot_shows_units_times_in_ms_on_a_log_scale_and_the_bound(work):
+    from axq.sweeps import figure, rows_notes
+
+    query = "explored,mode=performance,batch_size:=1000..16000*2"
+    rows = axq.sweep(query, ["performance", "latency_ns"], reporter=QUIET)
+    fig = figure(rows, "batch_size", ["performance", "latency_ns"], query, rows_notes(rows))
+    throughput, latency = fig.axes
+    assert throughput.get_ylabel() == "performance (samples/s)" and throughput.get_yscale() == "linear"
+    assert latency.get_ylabel() == "latency_ns (ms)" and latency.get_yscale() == "log"
+    assert list(latency.get_lines()[0].get_ydata()) == pytest.approx([10, 20, 40, 80, 160])  # 1e7 ns = 10 ms
+    bound = [line for line in latency.get_lines() if line.get_label().startswith("latency_bound_ms")]
+    assert len(bound) == 1 and list(bound[0].get_ydata()) == [100.0, 100.0]
+    assert len(fig.axes) == 2  # the bound is a line, not a panel of its own
+    assert fig._suptitle.get_text() == "performance, latency_ns against batch_size"
+    assert throughput.get_title() == query
+    fig.canvas.draw()
+    shown = [t.get_text() for t in latency.get_yticklabels() if t.get_text()]
+    assert "10" in shown and "100" in shown and not any("e" in t or "$" in t for t in shown)  # plain, no 10^k
