@@ -432,7 +432,7 @@ def _sweep_outputs(rows: list[dict], getters: list[str], call: Call) -> None:
 
 def explore(call: Call) -> int:
     """Score every configuration of a grid; print the table and the best; exit 1 if one failed, 130 if stopped."""
-    from axq import explore as exploring
+    from axq import exploration as exploring
     from axq import sweeps as sweeping
 
     try:
@@ -463,7 +463,7 @@ def _target(call: Call) -> float | None:
 
 def _explore_outputs(rows: list[dict], call: Call) -> None:
     """Print the exploration's table and best configuration (or JSON); write the files asked for."""
-    from axq import explore as exploring
+    from axq import exploration as exploring
     from axq import sweeps as sweeping
     from axq.query import parse
     from axq.table import format_table

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import axq
-from axq import explore as exploring
+from axq import exploration as exploring
 from axq.errors import ManifestError, UsageError
-from axq.explore import Plan, dominates, explore
+from axq.exploration import Plan, dominates, explore
 from axq.progress import Reporter
 
 QUIET = Reporter("quiet")
