@@ -4,11 +4,12 @@ The recipe's build starts this script in a fresh process per test, in the output
 directory (axq_mlperf.child), because LoadGen loads its embedded mlperf.conf only on the
 first `TestSettings.FromConfig` call of a process. config.json is an
 axq_mlperf.config.HarnessConfig. The steps: open the data set and model entries with
-`axq.entry.Entry.at` and call their recipe code (`load_arrays`, `load_model`), warm the
+`axq.entry.Entry.at`, load the samples (`load_arrays`) and open the model in the run's
+backend (axq_mlperf.backends: PyTorch, ONNX Runtime or OpenVINO, behind one seam), warm the
 model up and time it, turn the timings into the user.conf values the user left null, run
 the test, and leave LoadGen's logs in the current directory.
 
-The system under test: the QSL holds the loaded samples as one tensor on the device; a
+The system under test: the QSL holds the loaded samples in the backend; a
 worker thread takes chunks of samples off a queue that LoadGen's issuing thread fills,
 runs them in batches of up to batch_size (for Server, waiting at most server_max_wait_ms
 to fill one), and completes each batch with one QuerySamplesComplete call. A model that
@@ -33,11 +34,10 @@ from typing import Any
 
 import mlperf_loadgen as lg
 import numpy as np
-import torch
 
 from axq.entry import Entry
 from axq.errors import BuildError
-from axq_mlperf import scenarios, userconf
+from axq_mlperf import backends, scenarios, userconf
 from axq_mlperf.child import report_failure
 from axq_mlperf.config import HarnessConfig
 from axq_mlperf.results import CALIBRATION, SUT_STATS
@@ -49,38 +49,32 @@ MARGIN = 2.0
 SERVER_QPS_CAP = 10_000  # queries/s a Python SUT issues one by one without falling behind
 SCENARIOS = {name: getattr(lg.TestScenario, name) for name in scenarios.SCENARIOS}
 MODES = {name: getattr(lg.TestMode, name) for name in scenarios.MODES}
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 # ----------------------------------------------------------------------------- model
 
 
 class Runner:
-    """Run batches of loaded samples through the model; return predicted classes."""
+    """Hold LoadGen's loaded samples in the backend and run batches of them: predicted classes."""
 
-    def __init__(self, model: Any, images: Any, device: str, dtype: Any) -> None:
-        self.model, self.images, self.device, self.dtype = model, images, device, dtype
-        self.data = torch.empty(0)
+    def __init__(self, backend: backends.Backend, images: Any) -> None:
+        self.backend, self.images = backend, images
         self.rows = np.full(len(images), -1, dtype=np.int64)
 
     def load(self, indices: list[int]) -> None:
-        """Hold these samples on the device, ready to batch (LoadGen's load callback)."""
+        """Hold these samples in the backend, ready to batch (LoadGen's load callback)."""
         order = np.asarray(sorted(set(indices)), dtype=np.int64)
         self.rows[:] = -1
         self.rows[order] = np.arange(len(order))
-        array = np.ascontiguousarray(self.images[order])
-        self.data = torch.from_numpy(array).to(self.device, self.dtype)
+        self.backend.hold(np.ascontiguousarray(self.images[order], dtype=np.float32))
 
     def unload(self, indices: list[int]) -> None:
         """Drop the loaded samples (LoadGen's unload callback)."""
-        self.data = torch.empty(0)
+        self.backend.hold(np.empty((0, *self.images.shape[1:]), dtype=np.float32))
 
     def predict(self, indices: list[int]) -> np.ndarray:
         """Return the int64 predicted class of each loaded sample index."""
-        rows = torch.from_numpy(self.rows[indices]).to(self.device)
-        with torch.inference_mode():
-            logits = self.model(self.data.index_select(0, rows))
-        return logits.argmax(1).to("cpu", torch.int64).numpy()
+        return self.backend.predict(self.rows[indices])
 
 
 def warm_up(worker: Worker, size: int, batches: int = 2) -> list:
@@ -270,15 +264,11 @@ def log_settings() -> Any:
 
 
 def load_runner(config: HarnessConfig) -> Runner:
-    """Set torch up, then load the data set and the model from their entries."""
-    if config.num_threads is not None:
-        torch.set_num_threads(config.num_threads)
-    if config.device.startswith("cuda") and not torch.cuda.is_available():
-        raise BuildError("device=cuda but torch sees no CUDA device here; use device=cpu")
+    """Load the data set and open the model entry in the run's backend (it never says which)."""
     images, _ = Entry.at(config.preprocessed).call("load_arrays")
-    model = Entry.at(config.model).call("load_model", config.device)
-    dtype = DTYPES[config.precision]
-    return Runner(model.to(dtype), images, config.device, dtype)
+    backend = backends.open_backend(Entry.at(config.model), config.backend_options())
+    print(f"harness: backend {json.dumps(backend.describe())}", flush=True)
+    return Runner(backend, images)
 
 
 def run(config: HarnessConfig) -> None:
@@ -338,7 +328,8 @@ def write_sut_stats(worker: Worker, test_s: float, bare: list[float], warm: list
     """Record how busy the SUT was during the test and, if timed, the bare model's rate."""
     stats = {"test_wall_s": round(test_s, 4), "sut_busy_s": round(worker.busy_s, 4),
              "batches": worker.batches, "samples": worker.samples,
-             "mean_batch": round(worker.samples / max(worker.batches, 1), 2)}
+             "mean_batch": round(worker.samples / max(worker.batches, 1), 2),
+             "backend": worker.runner.backend.describe()}
     if bare:
         stats["bare_samples_per_s"] = round(sum(bare) / len(bare), 2)
         stats["bare_runs_samples_per_s"] = [round(b, 2) for b in [*warm, *bare]]

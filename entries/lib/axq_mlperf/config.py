@@ -10,6 +10,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from axq_mlperf.backends import Options
 
 FILE = "config.json"
 
@@ -33,7 +37,13 @@ class HarnessConfig:
     device: str
     precision: str
     preprocessed: str  # directory of the preprocessed data set entry (`load_arrays`)
-    model: str  # directory of the model entry (`load_model`)
+    model: str  # directory of the model entry the runtime loads (PyTorch's, or a converted one)
+    framework: str = "pytorch"  # the runtime (axq_mlperf.backends.FRAMEWORKS)
+    compile: bool = False
+    memory_format: str | None = None
+    ov_hint: str | None = None
+    ov_streams: int | None = None
+    ort_optimization: str = "all"
 
     def write(self, directory: Path) -> Path:
         """Write the configuration as config.json in directory; return its path."""
@@ -49,6 +59,15 @@ class HarnessConfig:
         if unknown:
             raise TypeError(f"{path}: unknown harness configuration fields {sorted(unknown)}")
         return cls(**{**data, "calibrate": tuple(data["calibrate"])})
+
+    def backend_options(self) -> Options:
+        """Return how the backend runs the model (axq_mlperf.backends.Options)."""
+        from axq_mlperf.backends import Options
+
+        return Options(framework=self.framework, device=self.device, precision=self.precision,
+                       batch_size=self.batch_size, num_threads=self.num_threads, compile=self.compile,
+                       memory_format=self.memory_format, ov_hint=self.ov_hint, ov_streams=self.ov_streams,
+                       ort_optimization=self.ort_optimization)
 
     @property
     def query_size(self) -> int:

@@ -1,0 +1,366 @@
+"""Run an image classifier behind one seam, whatever the runtime: PyTorch, ONNX Runtime, OpenVINO.
+
+A backend loads a model entry, holds the samples the SUT has loaded as its runtime takes
+them (`hold`), returns the predicted class of each sample of a batch (`predict`, int64)
+and says what it really runs (`precision`, `describe()`): the LoadGen harness, the
+quantization recipe's accuracy check and the benchmarks use it alike and never ask which
+runtime they have (`open_backend` picks it from `Options.framework`).
+
+Which model entry a run needs (`model_format`): the PyTorch model itself for PyTorch at
+fp32/bf16/fp16; a converted or quantized entry (`model,converted,format=...`) otherwise.
+Honest precisions: OpenVINO runs bf16 on CPUs that have it unless told f32, so fp32 asks
+`INFERENCE_PRECISION_HINT=f32`, and bf16 is refused where the compiled model would not
+run it. torch.compile (`compile=true`, always for int8, with inductor's freezing, which
+int8 needs) compiles static shapes: batches are padded to the next of a few sizes
+(powers of two up to batch_size), each compiled once while loading, never mid-test.
+
+Light at import (resolve-time hooks use `model_format` and `check`): numpy, torch and the
+runtimes are imported where a backend is opened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from axq.errors import BuildError, ParameterError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from axq.entry import Entry
+
+# framework= values: onnxrt is axs's spelling of onnxruntime.
+FRAMEWORKS = {"pytorch": "pytorch", "onnxruntime": "onnxruntime", "onnxrt": "onnxruntime", "openvino": "openvino"}
+FORMATS = {"onnxruntime": "onnx", "openvino": "openvino", "pytorch": "pytorch"}
+PRECISIONS = {  # what each runtime runs here, by device kind
+    "pytorch": {"cpu": ("fp32", "bf16", "int8"), "cuda": ("fp32", "bf16", "fp16")},
+    "onnxruntime": {"cpu": ("fp32", "int8"), "cuda": ("fp32",)},
+    "openvino": {"cpu": ("fp32", "bf16", "int8")},
+}
+ORT_LEVELS = ("disable", "basic", "extended", "all")
+OV_HINTS = ("LATENCY", "THROUGHPUT")
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to run a model: the runtime, device, precision and the runtime knobs that matter."""
+
+    framework: str  # a FRAMEWORKS key
+    device: str = "cpu"
+    precision: str = "fp32"
+    batch_size: int = 32  # the largest batch predict() gets (compiled shapes up to it)
+    num_threads: int | None = None  # None: the runtime's default (every core)
+    compile: bool = False  # PyTorch: torch.compile (always for int8)
+    memory_format: str | None = None  # PyTorch: channels_last or contiguous; None: channels_last on CPU
+    ov_hint: str | None = None  # OpenVINO PERFORMANCE_HINT; None: LATENCY
+    ov_streams: int | None = None  # OpenVINO NUM_STREAMS; None: the hint's choice
+    ort_optimization: str = "all"  # ONNX Runtime graph optimisation level (ORT_LEVELS)
+
+    @property
+    def runtime(self) -> str:
+        """Return the runtime's canonical name (onnxrt -> onnxruntime)."""
+        return FRAMEWORKS[self.framework]
+
+    @property
+    def device_kind(self) -> str:
+        """Return cpu or cuda (cuda:1 -> cuda)."""
+        return self.device.split(":")[0]
+
+
+class Backend(Protocol):
+    """What the SUT needs of a runtime: hold the loaded samples, predict a batch, say what it runs."""
+
+    precision: str  # the precision it really runs
+
+    def hold(self, images: np.ndarray) -> None:
+        """Keep these samples (N x C x H x W float32) ready to batch, replacing any held."""
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        """Return the int64 predicted class of each held sample in rows."""
+
+    def describe(self) -> dict[str, Any]:
+        """Return the runtime, precision and knobs really in use (for the run's records)."""
+
+
+# ----------------------------------------------------------------------------- choosing
+
+
+def model_format(framework: str, precision: str) -> tuple[str, str] | None:
+    """Return the (format, precision) of the converted model a run needs, None for the PyTorch model."""
+    runtime = FRAMEWORKS[framework]
+    if runtime == "pytorch" and precision != "int8":
+        return None
+    return FORMATS[runtime], "int8" if precision == "int8" else "fp32"
+
+
+def check(framework: str, device: str, precision: str) -> None:
+    """Raise ParameterError unless the runtime runs this precision on this device."""
+    runtime, kind = FRAMEWORKS[framework], device.split(":")[0]
+    allowed = PRECISIONS[runtime].get(kind)
+    if allowed is None:
+        raise ParameterError("device", device, f"framework={framework} runs on "
+                             + " or ".join(f"device={d}" for d in PRECISIONS[runtime]))
+    if precision not in allowed:
+        others = [d for d, found in PRECISIONS[runtime].items() if precision in found]
+        where = f"; it needs device={others[0]}" if others else ""
+        raise ParameterError("precision", precision, f"framework={framework} on device={kind} runs "
+                             + " or ".join(allowed) + where)
+
+
+def open_backend(model: Entry, options: Options) -> Backend:
+    """Return the backend of the options' runtime with the model entry loaded."""
+    check(options.framework, options.device, options.precision)
+    return OPENERS[options.runtime](model, options)
+
+
+def classify(backend: Backend, images: Any, batch_size: int) -> np.ndarray:
+    """Return the predicted class of every image, batch by batch (held all at once)."""
+    import numpy as np
+
+    backend.hold(np.ascontiguousarray(images, dtype=np.float32))
+    rows = np.arange(len(images), dtype=np.int64)
+    return np.concatenate([backend.predict(rows[i:i + batch_size]) for i in range(0, len(rows), batch_size)])
+
+
+def bucket_sizes(batch_size: int) -> tuple[int, ...]:
+    """Return the padded batch sizes of a compiled model: powers of two below batch_size, and it."""
+    sizes, size = {batch_size}, 1
+    while size < batch_size:
+        sizes.add(size)
+        size *= 2
+    return tuple(sorted(sizes))
+
+
+def argmax(logits: Any) -> np.ndarray:
+    """Return the int64 class of each row of a logits array."""
+    import numpy as np
+
+    return np.asarray(logits).argmax(1).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- PyTorch
+
+
+class TorchBackend:
+    """PyTorch, eager or compiled: the model entry's `load_model`, samples held on the device."""
+
+    def __init__(self, model: Entry, options: Options) -> None:
+        import torch
+
+        self.options, self.precision = options, options.precision
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(options.precision, torch.float32)
+        self.channels_last = (options.memory_format or default_memory_format(options.device)) == "channels_last"
+        if options.num_threads is not None:
+            torch.set_num_threads(options.num_threads)
+        if options.device_kind == "cuda" and not torch.cuda.is_available():
+            raise BuildError("device=cuda but torch sees no CUDA device here; use device=cpu")
+        self.model = self.prepared(model.call("load_model", options.device))
+        self.data = torch.empty(0)
+        self.sizes = bucket_sizes(options.batch_size) if self.compiled else ()
+        self.shapes: set[tuple[int, ...]] = set()  # sample shapes compiled for
+
+    @property
+    def compiled(self) -> bool:
+        """Say whether the model runs through torch.compile (asked for, or int8)."""
+        return self.options.compile or self.precision == "int8"
+
+    def prepared(self, model: Any) -> Any:
+        """Return the model in the run's dtype and memory format, compiled when asked."""
+        import torch
+
+        if self.precision != "int8":  # a quantized graph keeps its own dtypes
+            model = model.to(self.options.device, self.dtype)
+            if self.channels_last:
+                model = model.to(memory_format=torch.channels_last)
+        if not self.compiled:
+            return model
+        import torch._inductor.config as inductor
+
+        inductor.freezing = True  # weights as constants: int8 needs it, fp32/bf16 gain from it
+        return torch.compile(model, dynamic=False)
+
+    def hold(self, images: np.ndarray) -> None:
+        """Hold the samples on the device in the run's dtype and memory format (compiling on a new shape)."""
+        import torch
+
+        data = torch.from_numpy(images).to(self.options.device, self.dtype)
+        self.data = data.contiguous(memory_format=torch.channels_last) if self.channels_last else data
+        if self.sizes and tuple(images.shape[1:]) not in self.shapes:
+            self.compile_sizes()
+            self.shapes.add(tuple(images.shape[1:]))
+
+    def compile_sizes(self) -> None:
+        """Run every padded batch size once, so that no compilation happens during a test."""
+        import numpy as np
+
+        for size in self.sizes:
+            self.predict(np.zeros(size, dtype=np.int64))
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        """Return the class of each held sample in rows (padded to a compiled size if compiled)."""
+        import torch
+
+        count = len(rows)
+        with torch.inference_mode():
+            batch = self.data.index_select(0, torch.from_numpy(rows).to(self.data.device))
+            if self.sizes:
+                batch = self.padded(batch, count)
+            if self.channels_last:
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            logits = self.model(batch)[:count]
+        return logits.argmax(1).to("cpu", torch.int64).numpy()
+
+    def padded(self, batch: Any, count: int) -> Any:
+        """Return the batch padded with zeros to the smallest compiled size that holds it."""
+        import torch
+
+        size = next((s for s in self.sizes if s >= count), count)
+        if size == count:
+            return batch
+        return torch.cat([batch, batch.new_zeros((size - count, *batch.shape[1:]))])
+
+    def describe(self) -> dict[str, Any]:
+        """Return what runs: PyTorch, precision, threads, memory format, compiled sizes."""
+        import torch
+
+        return {"framework": "pytorch", "precision": self.precision, "device": self.options.device,
+                "num_threads": torch.get_num_threads(), "compiled": self.compiled,
+                "memory_format": "channels_last" if self.channels_last else "contiguous",
+                "compiled_batch_sizes": list(self.sizes)}
+
+
+def default_memory_format(device: str) -> str:
+    """Return the memory format that helps convolutions on the device: channels_last on CPU."""
+    return "channels_last" if device.startswith("cpu") else "contiguous"
+
+
+# ----------------------------------------------------------------------------- ONNX Runtime
+
+
+class OnnxRuntimeBackend:
+    """ONNX Runtime on an ONNX model entry (fp32, or int8 QDQ), samples held as one numpy array."""
+
+    def __init__(self, model: Entry, options: Options) -> None:
+        import onnxruntime as ort
+
+        self.options, self.precision = options, model_precision(model)
+        providers = ["CUDAExecutionProvider"] if options.device_kind == "cuda" else ["CPUExecutionProvider"]
+        if providers[0] not in ort.get_available_providers():
+            raise BuildError(f"onnxruntime here has no {providers[0]} (it has "
+                             f"{', '.join(ort.get_available_providers())}); use device=cpu")
+        self.session = ort.InferenceSession(str(model_file(model)), session_options(options), providers=providers)
+        self.input = self.session.get_inputs()[0].name
+        self.data: Any = None
+
+    def hold(self, images: np.ndarray) -> None:
+        """Hold the samples as a contiguous float32 array."""
+        import numpy as np
+
+        self.data = np.ascontiguousarray(images, dtype=np.float32)
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        """Return the class of each held sample in rows."""
+        return argmax(self.session.run(None, {self.input: self.data[rows]})[0])
+
+    def describe(self) -> dict[str, Any]:
+        """Return what runs: ONNX Runtime, precision, provider, threads, optimisation level."""
+        return {"framework": "onnxruntime", "precision": self.precision, "device": self.options.device,
+                "provider": self.session.get_providers()[0], "num_threads": self.options.num_threads,
+                "graph_optimization": self.options.ort_optimization}
+
+
+def session_options(options: Options) -> Any:
+    """Return ONNX Runtime's session options: threads (one inter-op) and optimisation level."""
+    import onnxruntime as ort
+
+    levels = ort.GraphOptimizationLevel
+    chosen = dict(zip(ORT_LEVELS, (levels.ORT_DISABLE_ALL, levels.ORT_ENABLE_BASIC,
+                                   levels.ORT_ENABLE_EXTENDED, levels.ORT_ENABLE_ALL), strict=True))
+    session = ort.SessionOptions()
+    session.graph_optimization_level = chosen[options.ort_optimization]
+    session.inter_op_num_threads = 1
+    if options.num_threads is not None:
+        session.intra_op_num_threads = options.num_threads
+    return session
+
+
+# ----------------------------------------------------------------------------- OpenVINO
+
+
+class OpenVinoBackend:
+    """OpenVINO on an IR model entry: each batch split over the compiled model's streams."""
+
+    def __init__(self, model: Entry, options: Options) -> None:
+        import openvino as ov
+
+        self.options = options
+        self.compiled = ov.Core().compile_model(str(model_file(model)), "CPU", ov_config(options))
+        self.precision = self.checked_precision(model_precision(model))
+        self.streams = int(self.compiled.get_property("NUM_STREAMS"))
+        self.requests = [self.compiled.create_infer_request() for _ in range(self.streams)]
+        self.data: Any = None
+
+    def checked_precision(self, stored: str) -> str:
+        """Return the precision that really runs; raise if it is not the one asked for."""
+        runs = str(self.compiled.get_property("INFERENCE_PRECISION_HINT")).split("'")[-2:-1] or ["?"]
+        running = {"float32": "fp32", "f32": "fp32", "bfloat16": "bf16", "bf16": "bf16"}.get(runs[0], runs[0])
+        if stored == "int8":
+            return "int8" if running == "fp32" else f"int8 ({running} elsewhere)"
+        if running != self.options.precision:
+            raise BuildError(f"openvino on this CPU runs {running}, not precision={self.options.precision}; "
+                             f"use precision={running}")
+        return running
+
+    def hold(self, images: np.ndarray) -> None:
+        """Hold the samples as a contiguous float32 array."""
+        import numpy as np
+
+        self.data = np.ascontiguousarray(images, dtype=np.float32)
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        """Return the class of each held sample in rows, a part per stream run at once."""
+        import numpy as np
+
+        batch = self.data[rows]
+        if self.streams == 1 or len(rows) < self.streams:
+            return argmax(self.requests[0].infer({0: batch})[0])
+        parts = np.array_split(batch, self.streams)
+        for request, part in zip(self.requests, parts, strict=True):
+            request.start_async({0: part})
+        for request in self.requests:
+            request.wait()
+        return np.concatenate([argmax(request.get_output_tensor(0).data) for request in self.requests])
+
+    def describe(self) -> dict[str, Any]:
+        """Return what runs: OpenVINO, precision, hint, streams, threads."""
+        return {"framework": "openvino", "precision": self.precision, "device": self.options.device,
+                "performance_hint": str(self.compiled.get_property("PERFORMANCE_HINT")),
+                "streams": self.streams, "num_threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS"))}
+
+
+def ov_config(options: Options) -> dict[str, Any]:
+    """Return OpenVINO's compile settings: the precision hint, the performance hint, streams, threads."""
+    hint = {"bf16": "bf16"}.get(options.precision, "f32")  # int8: what stays unquantized runs f32
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": options.ov_hint or "LATENCY"}
+    if options.ov_streams is not None:
+        config["NUM_STREAMS"] = options.ov_streams
+    if options.num_threads is not None:
+        config["INFERENCE_NUM_THREADS"] = options.num_threads
+    return config
+
+
+# ----------------------------------------------------------------------------- model entries
+
+
+def model_file(model: Entry) -> Any:
+    """Return the path of a converted model entry's model file."""
+    return model.path / model.results["file"]
+
+
+def model_precision(model: Entry) -> str:
+    """Return the precision a converted model entry stores (fp32 or int8)."""
+    return str(model.results.get("precision", "fp32"))
+
+
+OPENERS = {"pytorch": TorchBackend, "onnxruntime": OnnxRuntimeBackend, "openvino": OpenVinoBackend}
