@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["byname", "byquery", "gc", "list_entries", "params", "plan", "reindex", "remove", "rules",
+__all__ = ["byname", "byquery", "explore", "gc", "list_entries", "params", "plan", "reindex", "remove", "rules",
            "set_settings", "settings", "stale_reasons", "sweep", "unset_settings", "where", "wipe"]
 
 

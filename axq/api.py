@@ -15,6 +15,7 @@ from typing import Any
 from axq.build import Builder, stale_reason
 from axq.entry import Entry
 from axq.errors import DependentsError, EntryNotFound
+from axq.exploration import explore
 from axq.graph import Node
 from axq.parameters import Parameter
 from axq.progress import Reporter
@@ -24,7 +25,7 @@ from axq.resolve import rules as match_rules
 from axq.store import COLLECTIONS, SETTINGS, Store, valid_name
 from axq.sweeps import sweep
 
-__all__ = ["byname", "byquery", "gc", "list_entries", "params", "plan", "reindex", "remove", "rules",
+__all__ = ["byname", "byquery", "explore", "gc", "list_entries", "params", "plan", "reindex", "remove", "rules",
            "set_settings", "settings", "stale_reasons", "sweep", "unset_settings", "where", "wipe"]
 
 

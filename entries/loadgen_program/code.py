@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from axq.errors import ParameterError, did_you_mean
+from axq_mlperf.explore import explore_plan  # noqa: F401  (the recipe's explore hook)
 
 if TYPE_CHECKING:
     from axq.entry import BuildContext, Entry

@@ -6,11 +6,12 @@ numpy, torch, LoadGen or axq_mlperf.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from axq.errors import GetterError
 
+TYPE_CHECKING = False  # typing costs milliseconds on the cached path; annotations are strings anyway
 if TYPE_CHECKING:
+    from typing import Any
+
     from axq.entry import Entry
 
 # LoadGen's checks behind VALID as performance_report names them (axq_mlperf.scenarios.CHECKS keys).
@@ -93,3 +94,15 @@ def performance_results(entry: Entry) -> dict[str, Any]:
                             "time accuracy runs); query with loadgen_mode=PerformanceOnly")
     return entry.results
 
+
+def performance_unit(entry: Entry) -> str:
+    """Return the unit of `performance`: samples/s, or ns for the streams' latencies."""
+    return str(performance_results(entry)["unit"])
+
+
+def latency_bound_ms(entry: Entry) -> float:
+    """Return the Server run's latency bound in ms (the scenario that has one), for plots."""
+    bound = (entry.results.get("summary") or {}).get("target_latency (ns)")
+    if entry.params.get("loadgen_scenario") != "Server" or not isinstance(bound, (int, float)):
+        raise GetterError(f"entry `{entry.name}` is no Server run: it has no latency bound")
+    return bound / 1e6
