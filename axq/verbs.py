@@ -15,6 +15,7 @@ importing this module.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -402,8 +403,13 @@ def sweep(call: Call) -> int:
 
     getters = call.stages[0][1][0].split(",")
     try:
-        rows = sweeping.sweep(call.query, getters, call.parsed_overrides(), work_collection=call.work_collection,
-                              reporter=call.reporter())
+        run = sweeping.sweep
+        if "--on" in call.options:  # on a Ray cluster (axq/cluster.py)
+            from axq import cluster
+
+            run = functools.partial(cluster.sweep, address=cluster.address_of(call.options["--on"]))
+        rows = run(call.query, getters, call.parsed_overrides(), work_collection=call.work_collection,
+                   reporter=call.reporter())
         code = 1 if any(r.get("error") for r in rows) else 0
     except sweeping.SweepInterrupted as stop:
         rows, code = stop.rows, 130
@@ -480,6 +486,37 @@ def _explore_outputs(rows: list[dict], call: Call) -> None:
         exploring.plot(rows, call.options["--plot"], call.query, exploring.describe(rows, call.work_collection))
 
 
+ON_RAY = Option("--on", "run the points on a Ray cluster: `ray` (RAY_ADDRESS, else a local Ray) or "
+                "`ray://HOST:PORT`", "ray|ray://HOST:PORT")
+
+
+def export(call: Call) -> int:
+    """Write the archive of an entry's closure (axq/archive.py)."""
+    from axq import archive
+
+    if "--out" not in call.options:
+        raise UsageError(f"usage: {call.verb.usage()} (--out is required)")
+    names = archive.export_archive(call.query, call.options["--out"], work_collection=call.work_collection,
+                                   overrides=call.parsed_overrides())
+    emit(names if call.json else f"wrote {call.options['--out']}: {len(names)} entries ({names[-1]} and what it needs)",
+         call.json)
+    return 0
+
+
+def import_archive(call: Call) -> int:
+    """Verify an archive and publish its entries into the work collection (axq/archive.py)."""
+    import dataclasses
+
+    from axq import archive
+
+    report = archive.import_archive(call.words[0], work_collection=call.work_collection)
+    if call.json:
+        emit(dataclasses.asdict(report), True)
+    else:
+        print(f"imported {len(report.imported)} entries, {len(report.skipped)} already here: {report.root}")
+    return 0
+
+
 def wipe(call: Call) -> int:
     """Remove every entry of the work collection."""
     import axq.api as api
@@ -548,7 +585,7 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
     Verb("sweep", "QUERY", "run every point of a sweep (`k:=a:b:c`), reusing cached points, as a table", sweep,
          (1, None), (("QUERY", "a query with at least one swept parameter, e.g. `value:=1:2:4`"),),
          (Option("--csv", "also write the table as CSV", "FILE"),
-          Option("--plot", "also plot the getters against the swept parameter", "FILE.png")),
+          Option("--plot", "also plot the getters against the swept parameter", "FILE.png"), ON_RAY),
          overrides=True, stages=(Stage("get", "KEY[,KEY...]", "the getters to tabulate", (1, 1)),),
          needs_stage=True),
     Verb("explore", "QUERY", "score every configuration of a grid: accuracy, performance, the pareto front, the best "
@@ -563,6 +600,11 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
          set_settings, (0, None), (("KEY=VALUE", "e.g. imagenet_dir=/data/imagenet/val; a query's k=v still wins"),)),
     Verb("unset", "KEY ...", "remove collection settings", unset_settings, (1, None),
          (("KEY", "a setting's name"),)),
+    Verb("export", "QUERY|NAME", "write an archive of an entry and every entry it needs (its closure)", export,
+         (1, None), (("QUERY|NAME", "an entry name, or a query meaning a built entry"),),
+         (Option("--out", "the archive to write (a gzip'd tar)", "FILE"),), overrides=True),
+    Verb("import", "FILE", "verify an archive and publish its entries here, skipping those already here",
+         import_archive, (1, 1), (("FILE", "an archive written by `axq export`"),)),
     Verb("gc", "", "remove leftovers of failed or killed builds, rebuild the index", simple("gc")),
     Verb("reindex", "", "rebuild the index (finds hand-copied entries)", simple("reindex")),
     Verb("where", "", "print the work collection's path", simple("where")),
