@@ -1,6 +1,7 @@
 """Make ImageNet-like inputs offline, and name the built-in recipes' directory.
 
-`make_imagenet_dir` and `make_resnet50_weights` stand in for a user's ImageNet folder and
+`make_imagenet_dir` and `make_resnet50_weights` (`make_classifier_weights` for any
+torchvision classifier) stand in for a user's ImageNet folder and
 downloaded weights, so the ImageNet recipes can be built through the kernel without either.
 `ENTRIES` is the kernel's own path to the built-in recipes, so a test that imports a recipe's
 code with `axq.entry.load_code(str(ENTRIES / NAME / "code.py"))` gets the very module the
@@ -44,4 +45,21 @@ def make_resnet50_weights(path: Path) -> Path:
 
     torch.manual_seed(0)
     torch.save(torchvision.models.resnet50().state_dict(), path)
+    return path
+
+
+def make_classifier_weights(model_name: str, path: Path) -> Path:
+    """Save a randomly initialised torchvision classifier's state_dict (built as its recipe builds it) to path."""
+    import torch
+
+    from axq.entry import use_libraries
+
+    use_libraries()
+    import torchvision
+
+    from axq_mlperf.classifiers import CONSTRUCTOR
+
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(model_name, weights=None, **CONSTRUCTOR.get(model_name, {}))
+    torch.save(model.state_dict(), path)
     return path

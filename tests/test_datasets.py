@@ -23,7 +23,7 @@ from axq.build import log_path_of
 from axq.entry import Entry, load_code
 from axq.errors import BuildError
 from axq.progress import Reporter
-from axq.recipe import HOOKS, PRODUCER_FIELDS, RECIPE_FIELDS, read_recipe
+from axq.recipe import HOOKS, PRODUCER_FIELDS, RECIPE_FIELDS, Producer, read_recipe
 from tests.imagenet_fixture import ENTRIES, make_imagenet_dir
 
 SHIPPED = sorted(p.name for p in ENTRIES.iterdir() if (p / "recipe.json").is_file())
@@ -31,9 +31,17 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CODE = ENTRIES / "dataset_fashion_mnist" / "code.py"
 PREPROCESS_CODE = ENTRIES / "preprocessed_dataset" / "code.py"
 QUIET = Reporter("quiet")
+# The MLPerf ResNet50 reference's preprocessing: the ImageNet preprocessing rule's defaults.
+MLPERF_RESNET50 = {"image_resize": 256, "image_crop": 224, "image_interpolation": "bilinear",
+                   "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
 
 
 pytestmark = pytest.mark.usefixtures("collection")  # the shared collection of tests/conftest.py
+
+
+def preprocessing_rule() -> Producer:
+    """Return the ImageNet rule of the preprocessed_dataset recipe."""
+    return next(p for p in read_recipe(ENTRIES / "preprocessed_dataset").producers if "imagenet" in p.tags)
 
 
 def build(query: str, work_collection: Path | None = None) -> Entry:
@@ -260,16 +268,30 @@ def test_imagenet_preprocessing_shape_and_first_n(tmp_path: Path) -> None:
     assert float(images.min()) > -2.2 and float(images.max()) < 2.7
 
 
+def test_imagenet_preprocessing_follows_the_model_and_is_shared_by_models_that_agree(tmp_path: Path) -> None:
+    folder = make_imagenet_dir(tmp_path, 3)
+    base = f"dataset,preprocessed,imagenet,imagenet_dir={folder},dataset_size=2"
+    default = build(base)
+    assert build(f"{base},image_resize=256,image_crop=224,image_interpolation=bilinear").path == default.path
+    efficient = axq.byquery(f"{base},image_interpolation=bicubic,image_crop=240,image_resize=255",
+                            {"image_mean": [0.5, 0.5, 0.5]}, reporter=QUIET)
+    assert efficient.path != default.path
+    images, _ = efficient.call("load_arrays")
+    assert images.shape == (2, 3, 240, 240)
+    assert "bicubic resize to 255, centre crop 240" in (efficient.path / "build.log").read_text()
+
+
 def test_imagenet_resize_and_centre_crop(tmp_path: Path) -> None:
     """A 512x320 image: resized to 409x256, its central 224x224 is red, the rest blue."""
     pre = load_code(str(PREPROCESS_CODE))
+    assert {k: v for k, v in preprocessing_rule().defaults.items() if k.startswith("image_")} == MLPERF_RESNET50
     pixels = np.zeros((320, 512, 3), dtype=np.uint8)
     pixels[..., 2] = 255
     pixels[:, 116:396, 0], pixels[:, 116:396, 2] = 255, 0  # 280 wide = 224 * 320 / 256
     Image.fromarray(pixels).save(tmp_path / "wide.png")
     assert pre.resize_shorter_side(Image.fromarray(pixels), 256).size == (409, 256)
-    out = pre.preprocess_image(tmp_path / "wide.png")
-    red = (np.array([1.0, 0.0, 0.0]) - pre.IMAGENET_MEAN) / pre.IMAGENET_STD
+    out = pre.preprocess_image(tmp_path / "wide.png", MLPERF_RESNET50)
+    red = (np.array([1.0, 0.0, 0.0]) - MLPERF_RESNET50["image_mean"]) / MLPERF_RESNET50["image_std"]
     assert out.shape == (3, 224, 224)
     assert np.allclose(out[:, :, 3:-3].reshape(3, -1).mean(axis=1), red, atol=0.05)
     assert np.allclose(out[:, 112, 112], red, atol=1e-4)

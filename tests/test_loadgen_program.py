@@ -219,9 +219,11 @@ def test_plan_of_a_mistyped_scenario_exits_2_with_a_suggestion_and_builds_nothin
     assert not (tmp_path / "wc").exists() or axq.list_entries("") == []
 
 
-def test_a_buffer_larger_than_the_data_set_is_a_build_error(collection: Path) -> None:
-    with pytest.raises(BuildError, match=f"more than the {SIZE} samples"):
-        run(f"loadgen_buffer_size={SIZE + 1}")
+def test_a_buffer_larger_than_the_data_set_gets_the_data_set_and_the_log_says_so(collection: Path) -> None:
+    entry = run(f"loadgen_buffer_size={SIZE + 1},loadgen_mode=PerformanceOnly")
+    assert entry.results["summary"]["performance_sample_count"] == SIZE
+    assert (f"loadgen_buffer_size={SIZE + 1} is more than the {SIZE} samples of the data set: the performance "
+            f"sample count is {SIZE}") in (entry.path / "build.log").read_text()
 
 
 # ----------------------------------------------------------------------------- user.conf

@@ -1,4 +1,4 @@
-"""Test the model recipes through the kernel: the seeded small CNN and torchvision's ResNet50.
+"""Test the model recipes through the kernel: the seeded small CNN and torchvision's classifiers.
 
 One work collection per module, so the digits chain (original, preprocessed train split,
 trained model) is built once by `axq.byquery` and shared. A test that needs a real rebuild, or
@@ -16,10 +16,10 @@ import pytest
 import torch
 
 import axq
-from axq.entry import Entry, load_code
-from axq.errors import BuildError
+from axq.entry import Entry, load_code, use_libraries
+from axq.errors import BuildError, ParameterError
 from axq.progress import Reporter
-from tests.imagenet_fixture import ENTRIES, make_resnet50_weights
+from tests.imagenet_fixture import ENTRIES, make_classifier_weights, make_resnet50_weights
 
 SMALL_CNN = "model,model_name=small_cnn,dataset_name=digits"
 RESNET50 = "model,model_name=resnet50,dataset_name=imagenet"
@@ -54,10 +54,11 @@ def digits_test(collection: Path) -> Entry:
 
 
 def test_model_recipes_keep_the_contract() -> None:
-    for recipe in ("model_small_cnn", "model_resnet50"):
-        for producer in json.loads((ENTRIES / recipe / "recipe.json").read_text())["producers"]:
-            assert producer["tags"] == ["model"]
-            assert {"model_name", "dataset_name"} <= set(producer["params"])
+    for recipe in ("model_small_cnn", "model_torchvision"):
+        manifest = json.loads((ENTRIES / recipe / "recipe.json").read_text())
+        for producer in manifest["producers"]:
+            assert producer["tags"] == ["model"] and "dataset_name" in producer["params"]
+            assert "model_name" in producer["params"] or "model_name" in manifest["parameters"]
         assert callable(load_code(str(ENTRIES / recipe / "code.py")).load_model)
 
 
@@ -124,10 +125,62 @@ def test_resnet50_rejects_a_misshapen_layer(tmp_path: Path) -> None:
 
 def test_resnet50_without_weights_says_how_to_provide_them(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
-    resnet = load_code(str(ENTRIES / "model_resnet50" / "code.py"))  # the module the kernel builds with
+    resnet = load_code(str(ENTRIES / "model_torchvision" / "code.py"))  # the module the kernel builds with
     monkeypatch.setattr(resnet, "network_available", lambda: False)
     fresh = tmp_path / "wc"
     with pytest.raises(BuildError, match=r"no resnet50 weights.*resnet50-0676ba61\.pth or pass weights_path="):
         build(RESNET50, fresh)
     with pytest.raises(BuildError, match=r"weights_path=/no/such\.pth: no such file"):
         build(f"{RESNET50},weights_path=/no/such.pth", fresh)
+
+
+# ----------------------------------------------------------------------------- any torchvision classifier
+
+
+def test_the_static_model_table_is_torchvisions() -> None:
+    """Every classification model torchvision has, with its weights' own preprocessing (resnet50: MLPerf's)."""
+    import torchvision
+
+    use_libraries()
+    from axq_mlperf.classifiers import MODELS, NORMALISATIONS
+
+    names = torchvision.models.list_models(module=torchvision.models)
+    assert sorted(MODELS) == sorted(names)
+    for name in names:
+        weights = torchvision.models.get_model_weights(name)
+        published = weights.IMAGENET1K_V1 if name == "resnet50" else weights.DEFAULT
+        transforms, found = published.transforms(), MODELS[name]
+        assert (found.resize, found.crop) == (transforms.resize_size[0], transforms.crop_size[0]), name
+        assert found.interpolation == transforms.interpolation.value, name
+        assert NORMALISATIONS[found.normalisation] == (list(transforms.mean), list(transforms.std)), name
+        assert published.url.endswith("/" + found.weights_file), name
+    assert (MODELS["resnet50"].resize, MODELS["resnet50"].crop) == (256, 224)  # the MLPerf reference
+
+
+def test_a_second_classifier_from_a_weights_file(tmp_path: Path) -> None:
+    weights = make_classifier_weights("mobilenet_v3_small", tmp_path / "mobilenet.pth")
+    entry = build(f"model,model_name=mobilenet_v3_small,dataset_name=imagenet,weights_path={weights}")
+    assert entry.name.startswith("model_torchvision_model_mobilenet_v3_small-")
+    model = entry.call("load_model", "cpu")
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 1000)
+    with pytest.raises(BuildError, match="don't fit resnet18"):
+        build(f"model,model_name=resnet18,dataset_name=imagenet,weights_path={weights}")
+
+
+def test_a_name_torchvision_does_not_have_is_refused_before_anything_is_built(tmp_path: Path) -> None:
+    with pytest.raises(ParameterError, match=r"`model_name=mobilenet_v4` .*: is not a torchvision image "
+                                             r"classification model; did you mean `mobilenet_v2`"):
+        build("model,model_name=mobilenet_v4,dataset_name=imagenet", tmp_path / "wc")
+    assert not (tmp_path / "wc").exists() or not any((tmp_path / "wc").glob("model_torchvision*"))
+
+
+def test_without_weights_the_error_names_the_file_and_the_folder(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    code = load_code(str(ENTRIES / "model_torchvision" / "code.py"))
+    monkeypatch.setattr(code, "network_available", lambda: False)
+    folder = tmp_path / "empty" / "hub" / "checkpoints"
+    with pytest.raises(BuildError, match=rf"no efficientnet_b0 weights: none in torch's cache \({folder}\).*put "
+                                         r"https://download.pytorch.org/models/efficientnet_b0_rwightman-7f5810bc\.pth "
+                                         r"there as efficientnet_b0_rwightman-7f5810bc\.pth"):
+        build("model,model_name=efficientnet_b0,dataset_name=imagenet", tmp_path / "wc")

@@ -32,7 +32,7 @@ from axq_mlperf.planning import TEST_DURATION_S
 
 # Parameters of the search itself (not passed to the probes) and those the probes fix.
 SEARCH = ("peak_start_qps", "peak_max_qps", "peak_tolerance")
-FIXED = ("framework", "dataset_name", "loadgen_mode")
+FIXED = ("framework", "dataset_name", "task", "loadgen_mode")
 # Queries LoadGen's Server early stopping needs with none over the latency bound.
 EARLY_STOPPING_QUERIES = 460
 
@@ -70,6 +70,15 @@ def check_params(params: dict) -> None:
                              "for LoadGen's early stopping; raise peak_start_qps or loadgen_duration_s")
     if start > cap:
         raise ParameterError("peak_start_qps", start, f"is above peak_max_qps={cap}; lower the start or raise the cap")
+
+
+def planned_deps(params: dict) -> dict[str, tuple[str, dict]]:
+    """Return an ImageNet search's preprocessed data: the model's own preprocessing, as its probes use."""
+    if params["dataset_name"] != "imagenet":
+        return {}
+    from axq_mlperf.classifiers import preprocessed_query
+
+    return {"preprocessed": preprocessed_query(params)}
 
 
 def expected_seconds(params: dict) -> float:

@@ -13,6 +13,17 @@ against its reference runs (axq_mlperf.compliance): the same parameters with no 
 test, in AccuracyOnly (TEST01) and PerformanceOnly mode. The references are planned
 dependencies (`planned_deps`): in the identity, in `axq plan`, built first.
 
+A performance run (loadgen_mode=PerformanceOnly: plain runs, a compliance test's
+performance part, peak probes, sweep and explore points, submission runs) runs its child
+inside a measurement: one at a time per machine, and `results["contended"]` says whether
+other processes used more than `contention_threshold` of the machine meanwhile
+(`results["measurement"]` holds the whole report; `performance_report` flags it).
+
+An ImageNet run's preprocessed data set is a planned dependency: its preprocessing is the
+model's own (axq_mlperf.classifiers), so models that preprocess alike share it. The
+original data set is also a declared dependency, before the model: a missing ImageNet folder
+is reported before weights are looked for.
+
 Each parameter is declared (and checked) in recipe.json; `check_params` holds the rules
 between parameters, checked when the query is resolved, before anything is built.
 `expected_seconds` tells `axq plan` about how long a run takes. The verdict is the
@@ -38,7 +49,7 @@ HARNESS = Path(__file__).resolve().parent / "harness.py"
 PRECISIONS = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "bf16", "fp16")}
 # A compliance run's reference runs: dependency name by mode; the parameters they don't share.
 REFERENCES = {"AccuracyOnly": "reference_accuracy", "PerformanceOnly": "reference_performance"}
-REFERENCE_FIXED = frozenset({"framework", "dataset_name", "loadgen_compliance_test", "loadgen_mode"})
+REFERENCE_FIXED = frozenset({"framework", "dataset_name", "task", "loadgen_compliance_test", "loadgen_mode"})
 STARTUP_S = 6  # a child's start: Python, torch, LoadGen, loading and timing the model
 # An accuracy run's pass over the data set, about: seconds per sample, and the whole test split.
 SAMPLE_S = {"digits": 0.002, "fashion_mnist": 0.0005, "imagenet": 0.02}
@@ -56,15 +67,27 @@ def build(ctx: BuildContext) -> dict:
     _, labels = ctx.deps["preprocessed"].call("load_arrays")
     refs = reference_runs(ctx) if params["loadgen_compliance_test"] else {}
     settings, calibrate = plan(params, refs, len(labels))
+    log_sample_count(ctx, settings, len(labels))
     planning.write_user_conf(ctx.path / "user.conf", params["model_name"], params["loadgen_scenario"], settings)
     harness_config(ctx, settings, calibrate).write(ctx.path)
     if refs:
         write_audit_config(ctx.path, params)
-    child.run_child(ctx, HARNESS, params["loadgen_timeout_s"], config.FILE)
+    measured = params["loadgen_mode"] == "PerformanceOnly"
+    report = child.run_child(ctx, HARNESS, params["loadgen_timeout_s"], config.FILE, measure=measured)
     found = results.collect_results(ctx.path, params["loadgen_scenario"], params["loadgen_mode"], labels)
+    if report is not None:
+        found.update(results.contention(report))
     if refs:
         found["compliance"] = verify_compliance(ctx, refs)
     return found
+
+
+def log_sample_count(ctx: BuildContext, settings: dict, dataset_size: int) -> None:
+    """Say when the performance sample count is fewer than loadgen_buffer_size asked for."""
+    buffer, count = ctx.params["loadgen_buffer_size"], int(settings["performance_sample_count_override"])
+    if buffer is not None and count < buffer:
+        ctx.log(f"loadgen_buffer_size={buffer} is more than the {dataset_size} samples of the data set: "
+                f"the performance sample count is {count} (as the MLPerf reference harness does)")
 
 
 def plan(params: dict, refs: dict[str, Entry], dataset_size: int) -> tuple[dict[str, float], list[str]]:
@@ -104,6 +127,10 @@ def check_params(params: dict) -> None:
     if params["precision"] not in PRECISIONS[device]:
         raise ParameterError("precision", params["precision"], f"needs device=cuda; on device={device} use "
                              + " or ".join(PRECISIONS[device]))
+    if params["dataset_name"] == "imagenet":
+        from axq_mlperf.classifiers import check_model_name
+
+        check_model_name(params["model_name"])
     check_compliance(params)
     check_valid_execution(params)
 
@@ -127,6 +154,16 @@ def check_valid_execution(params: dict) -> None:
 
 
 def planned_deps(params: dict) -> dict[str, tuple[str, dict]]:
+    """Return the ImageNet run's preprocessed data (the model's preprocessing) and a compliance run's references."""
+    planned = {}
+    if params["dataset_name"] == "imagenet":
+        from axq_mlperf.classifiers import preprocessed_query
+
+        planned["preprocessed"] = preprocessed_query(params)
+    return {**planned, **compliance_references(params)}
+
+
+def compliance_references(params: dict) -> dict[str, tuple[str, dict]]:
     """Return a compliance run's reference runs: the same parameters, no test, AccuracyOnly and PerformanceOnly."""
     if params["loadgen_compliance_test"] is None:
         return {}

@@ -35,12 +35,19 @@ def performance(entry: Entry) -> float:
 
 
 def performance_report(entry: Entry) -> str:
-    """Return validity, headline with unit, target and LoadGen's checks on one line."""
+    """Return validity, headline with unit, target and LoadGen's checks on one line (and contention)."""
     found = performance_results(entry)
     checks = ", ".join(f"{key}={'yes' if found[key] else 'NO'}" for key in CHECK_KEYS if key in found)
     return (f"{'VALID' if found['result_valid'] else 'INVALID'}, {found['scenario']}: "
             f"{found['metric']} = {found['performance']} {found['unit']}, "
-            f"target {target_text(found)}, {checks}")
+            f"target {target_text(found)}, {checks}{contention_text(found)}")
+
+
+def contention_text(found: dict) -> str:
+    """Return `, CONTENDED (23% of CPU used by other processes)` for a contended run, else ""."""
+    if not found.get("contended"):
+        return ""
+    return f", CONTENDED ({round(100 * found['other_cpu_share'])}% of CPU used by other processes)"
 
 
 def target_text(found: dict) -> str:

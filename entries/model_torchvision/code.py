@@ -1,26 +1,39 @@
-"""Provide torchvision's ResNet50 with checked ImageNet weights.
+"""Provide any torchvision ImageNet classifier (`model_name=`) with checked weights.
+
+Which models there are, and each one's weights file, is the static table of
+axq_mlperf.classifiers (no torchvision import at resolve time: `check_params` refuses a
+name torchvision does not have, with a did-you-mean, before anything is built).
 
 Where the weights come from, first found wins: the `weights_path` parameter; torch's hub
-cache (`torch.hub.get_dir()/checkpoints/`), IMAGENET1K_V1 (`resnet50-0676ba61.pth`, the
-weights of the MLPerf reference) before IMAGENET1K_V2 (`resnet50-11ad3fa6.pth`); a download
-of IMAGENET1K_V1 through torch's hub, only where its server answers. The weights must load
-strictly into `torchvision.models.resnet50()`; they are hard-linked (else copied) into the
-entry as `weights.pt`.
+cache (`torch.hub.get_dir()/checkpoints/`) under the name torchvision gives the model's
+weights (for resnet50 IMAGENET1K_V1, `resnet50-0676ba61.pth`, the weights of the MLPerf
+reference, before IMAGENET1K_V2, `resnet50-11ad3fa6.pth`); a download through torch's hub,
+only where its server answers. The weights must load strictly into
+`torchvision.models.get_model(model_name)`; they are copied into the entry as `weights.pt`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from axq_mlperf.classifiers import CONSTRUCTOR, MODELS, WEIGHTS_URL, check_model_name
+
+if TYPE_CHECKING:
+    from axq.entry import BuildContext, Entry
 
 WEIGHTS = "weights.pt"
-CACHE_NAMES = ("resnet50-0676ba61.pth", "resnet50-11ad3fa6.pth")
-URL = "https://download.pytorch.org/models/resnet50-0676ba61.pth"
+MORE_CACHE_NAMES = {"resnet50": ("resnet50-11ad3fa6.pth",)}  # other published weights of the same model
 NETWORK_TIMEOUT_S = 3.0
 
 
-def build(ctx: Any) -> dict:
-    """Find the weights, check they fit resnet50, and copy them into the entry.
+def check_params(params: dict) -> None:
+    """Raise ParameterError for a model_name that is not a torchvision ImageNet classifier."""
+    check_model_name(params["model_name"])
+
+
+def build(ctx: BuildContext) -> dict:
+    """Find the weights, check they fit the model, and copy them into the entry.
 
     A copy, not a link: a user who later rewrites the file in place must not change an
     entry already built from it. Its SHA-256 is kept so that a user can tell which weights
@@ -30,25 +43,32 @@ def build(ctx: Any) -> dict:
 
     from axq_mlperf.hashing import file_sha256
 
-    source = find_weights(ctx.params["weights_path"], ctx.log)
-    check_weights(source)
+    name = ctx.params["model_name"]
+    source = find_weights(name, ctx.params["weights_path"], ctx.log)
+    check_weights(name, source)
     shutil.copyfile(source, ctx.path / WEIGHTS)
-    ctx.log(f"resnet50: weights from {source}")
+    ctx.log(f"{name}: weights from {source}")
     return {"weights_source": str(source), "weights_sha256": file_sha256(ctx.path / WEIGHTS)}
 
 
-def load_model(entry: Any, device: str = "cpu") -> Any:
-    """Return resnet50 with the entry's weights, in eval mode on device."""
+def load_model(entry: Entry, device: str = "cpu") -> Any:
+    """Return the model with the entry's weights, in eval mode on device."""
     import torch
-    import torchvision
 
-    model = torchvision.models.resnet50()
+    model = new_model(entry.params["model_name"])
     state = torch.load(entry.path / WEIGHTS, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     return model.eval().to(device)
 
 
-def find_weights(weights_path: str | None, log: Any) -> Path:
+def new_model(name: str) -> Any:
+    """Return torchvision's model `name`, randomly initialised, built as its weights expect."""
+    import torchvision
+
+    return torchvision.models.get_model(name, weights=None, **CONSTRUCTOR.get(name, {}))
+
+
+def find_weights(name: str, weights_path: str | None, log: Any) -> Path:
     """Return the path of the weights: the parameter, torch's cache, or a download."""
     from axq.errors import BuildError
 
@@ -57,23 +77,24 @@ def find_weights(weights_path: str | None, log: Any) -> Path:
         if not path.is_file():
             raise BuildError(f"weights_path={weights_path}: no such file")
         return path
-    cached = [path for path in cache_paths() if path.is_file()]
+    cached = [path for path in cache_paths(name) if path.is_file()]
     if cached:
         return cached[0]
     if network_available():
-        return download(log)
+        return download(name, log)
+    first = cache_paths(name)[0]
     raise BuildError(
-        f"no resnet50 weights: none in torch's cache ({cache_paths()[0].parent}) and no "
-        f"network to download them; put {URL} there as {CACHE_NAMES[0]} "
-        f"or pass weights_path=FILE (a torchvision resnet50 state_dict)")
+        f"no {name} weights: none in torch's cache ({first.parent}) and no network to download them; "
+        f"put {WEIGHTS_URL}{first.name} there as {first.name} "
+        f"or pass weights_path=FILE (a torchvision {name} state_dict)")
 
 
-def cache_paths() -> list[Path]:
-    """Return where torch's hub cache would keep each known resnet50 weights file."""
+def cache_paths(name: str) -> list[Path]:
+    """Return where torch's hub cache would keep each known weights file of the model."""
     import torch
 
     folder = Path(torch.hub.get_dir()) / "checkpoints"
-    return [folder / name for name in CACHE_NAMES]
+    return [folder / file for file in (MODELS[name].weights_file, *MORE_CACHE_NAMES.get(name, ()))]
 
 
 def network_available() -> bool:
@@ -82,25 +103,25 @@ def network_available() -> bool:
     from urllib.parse import urlparse
 
     try:
-        socket.create_connection((urlparse(URL).hostname, 443), NETWORK_TIMEOUT_S).close()
+        socket.create_connection((urlparse(WEIGHTS_URL).hostname, 443), NETWORK_TIMEOUT_S).close()
     except OSError:
         return False
     return True
 
 
-def download(log: Any) -> Path:
-    """Download the IMAGENET1K_V1 weights into torch's hub cache and return their path."""
+def download(name: str, log: Any) -> Path:
+    """Download the model's weights into torch's hub cache and return their path."""
     import torch
 
-    log(f"resnet50: downloading {URL}")
-    torch.hub.load_state_dict_from_url(URL, progress=False, check_hash=True)
-    return cache_paths()[0]
+    url = WEIGHTS_URL + MODELS[name].weights_file
+    log(f"{name}: downloading {url}")
+    torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True)
+    return cache_paths(name)[0]
 
 
-def check_weights(path: Path) -> None:
-    """Raise unless the file is a state_dict that loads strictly into resnet50."""
+def check_weights(name: str, path: Path) -> None:
+    """Raise unless the file is a state_dict that loads strictly into the model."""
     import torch
-    import torchvision
 
     from axq.errors import BuildError
 
@@ -110,14 +131,14 @@ def check_weights(path: Path) -> None:
         raise BuildError(f"can't read weights at {path}: {first_line(error)}") from error
     if not isinstance(state, dict):
         raise BuildError(f"weights at {path} are a {type(state).__name__}, not a state_dict")
-    model = torchvision.models.resnet50()
+    model = new_model(name)
     problem = key_mismatch(model.state_dict(), state)
     if problem:
-        raise BuildError(f"weights at {path} don't fit resnet50: {problem}")
+        raise BuildError(f"weights at {path} don't fit {name}: {problem}")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        raise BuildError(f"weights at {path} don't fit resnet50: {first_line(error)}") from error
+        raise BuildError(f"weights at {path} don't fit {name}: {first_line(error)}") from error
 
 
 def key_mismatch(expected: dict, found: dict) -> str:
@@ -139,5 +160,3 @@ def first_line(error: Exception) -> str:
     """Return the first non-empty line of an exception's message."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
-
-

@@ -3,13 +3,16 @@
 Digits and Fashion-MNIST: pixels scaled to [0, 1], then normalised with a fixed mean and
 standard deviation per data set (of its training images), shape N x 1 x H x W.
 
-ImageNet, as the MLPerf ResNet50 reference (`pre_process_vgg`) does it: RGB, an
-aspect-preserving resize so the shorter side is 256 (224 / 0.875), a centre crop of 224,
-N x 3 x 224 x 224. Two differences, both to match torchvision's resnet50, which is the
-model here: the resize is PIL bilinear (the reference uses OpenCV INTER_AREA, so pixel
-values differ slightly), and pixels are scaled to [0, 1] and normalised with torchvision's
-ImageNet mean and std (the reference subtracts per-channel means in 0..255 for its
-TensorFlow/ONNX model).
+ImageNet, as each model's reference preprocessing does it (the parameters `image_resize`,
+`image_crop`, `image_interpolation`, `image_mean`, `image_std`, which a LoadGen run takes
+from axq_mlperf.classifiers, so models with the same preprocessing share one entry): RGB, an
+aspect-preserving resize so the shorter side is `image_resize`, a centre crop of
+`image_crop`, pixels scaled to [0, 1] and normalised, N x 3 x crop x crop. The defaults are
+the MLPerf ResNet50 reference's (`pre_process_vgg`): shorter side 256 (224 / 0.875), crop
+224. Two differences, both to match torchvision's resnet50, which is the model here: the
+resize is PIL bilinear (the reference uses OpenCV INTER_AREA, so pixel values differ
+slightly), and pixels are normalised with torchvision's ImageNet mean and std (the
+reference subtracts per-channel means in 0..255 for its TensorFlow/ONNX model).
 """
 
 from __future__ import annotations
@@ -22,10 +25,6 @@ NORMALISE = {  # (mean, std) of the [0, 1] training pixels
     "fashion_mnist": (0.2860, 0.3530),
 }
 SPLITS = {"digits": ("train", "test"), "fashion_mnist": ("train", "test"), "imagenet": ("val",)}
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-CROP = 224
-RESIZE = 256  # round(224 / 0.875)
 
 
 def build_grayscale(ctx: Any) -> dict:
@@ -51,17 +50,24 @@ def build_imagenet(ctx: Any) -> dict:
     check_split("imagenet", ctx.params["split"])
     items = ctx.deps["dataset"].call("list_images")
     count = size_to_use(ctx.params["dataset_size"], len(items), "imagenet", "val")
+    crop = ctx.params["image_crop"]
     out = np.lib.format.open_memmap(ctx.path / "images.npy", mode="w+",
-                                    dtype=np.float32, shape=(count, 3, CROP, CROP))
+                                    dtype=np.float32, shape=(count, 3, crop, crop))
     for index, (path, _) in enumerate(ctx.progress(items[:count], total=count,
                                                    desc="preprocessing")):
-        out[index] = preprocess_image(path)
+        out[index] = preprocess_image(path, ctx.params)
     out.flush()
     del out
     np.save(ctx.path / "labels.npy", np.array([label for _, label in items[:count]],
                                               dtype=np.int64))
-    ctx.log(f"imagenet val: {count} images, shape ({count}, 3, {CROP}, {CROP})")
+    ctx.log(f"imagenet val: {count} images, shape ({count}, 3, {crop}, {crop}), {describe(ctx.params)}")
     return {"count": count}
+
+
+def describe(params: dict) -> str:
+    """Say what the ImageNet preprocessing was, in one phrase."""
+    return (f"{params['image_interpolation']} resize to {params['image_resize']}, centre crop "
+            f"{params['image_crop']}, mean {params['image_mean']}, std {params['image_std']}")
 
 
 def load_arrays(entry: Any, mmap: bool = True) -> tuple[Any, Any]:
@@ -73,25 +79,26 @@ def load_arrays(entry: Any, mmap: bool = True) -> tuple[Any, Any]:
     return np.load(entry.path / "images.npy"), np.load(entry.path / "labels.npy")
 
 
-def preprocess_image(path: Path) -> Any:
-    """Return one image as float32 3 x 224 x 224: resize, centre crop, normalise."""
+def preprocess_image(path: Path, params: dict) -> Any:
+    """Return one image as float32 3 x crop x crop: resize, centre crop, normalise (see the module doc)."""
     import numpy as np
     from PIL import Image
 
     with Image.open(path) as image:
         rgb = image.convert("RGB")
-    pixels = np.asarray(centre_crop(resize_shorter_side(rgb, RESIZE), CROP), dtype=np.float32)
-    pixels = (pixels / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    resized = resize_shorter_side(rgb, params["image_resize"], params["image_interpolation"])
+    pixels = np.asarray(centre_crop(resized, params["image_crop"]), dtype=np.float32)
+    pixels = (pixels / 255.0 - np.array(params["image_mean"])) / np.array(params["image_std"])
     return pixels.transpose(2, 0, 1).astype(np.float32)
 
 
-def resize_shorter_side(image: Any, size: int) -> Any:
+def resize_shorter_side(image: Any, size: int, interpolation: str = "bilinear") -> Any:
     """Resize a PIL image, keeping its aspect ratio, so its shorter side is size."""
     from PIL import Image
 
     width, height = image.size
     new = (size, int(size * height / width)) if height > width else (int(size * width / height), size)
-    return image.resize(new, Image.Resampling.BILINEAR)
+    return image.resize(new, Image.Resampling[interpolation.upper()])
 
 
 def centre_crop(image: Any, size: int) -> Any:

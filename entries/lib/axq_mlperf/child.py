@@ -5,12 +5,19 @@ A fresh process per test matters: LoadGen loads its embedded mlperf.conf only on
 libraries (`axq.locations.library_dirs()`) on PYTHONPATH. A child that fails for a reason
 the user can act on writes it to `error.json` (see `report_failure`); the build raises it
 as a BuildError.
+
+The child is started with `ctx.spawn`, so it never outlives the build (kill -9 of axq
+included), and a timeout kills its whole process group. A performance run is measured
+(`measure=True`): the child runs inside `ctx.measuring`, which holds the machine-wide
+measurement lock and reports how busy the machine was apart from the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -25,19 +32,45 @@ if TYPE_CHECKING:
 ERROR_FILE = "error.json"
 
 
-def run_child(ctx: BuildContext, script: Path, timeout_s: float | None, *args: str) -> None:
-    """Run `python script args` in ctx.path, its output into the log; raise BuildError if it fails."""
+def run_child(ctx: BuildContext, script: Path, timeout_s: float | None, *args: str,
+              measure: bool = False) -> dict | None:
+    """Run `python script args` in ctx.path, its output into the log; raise BuildError if it fails.
+
+    With `measure`, the child runs inside a measurement (one at a time per machine, see
+    BuildContext.measuring) and its contention report is returned; else None.
+    """
     command = [sys.executable, str(script), *args]
-    process = subprocess.Popen(command, cwd=ctx.path, env=child_env(), text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
-    timer = threading.Timer(timeout_s, process.kill) if timeout_s else None
+    if not measure:
+        tail, code = run_logged(ctx, command, timeout_s)
+        report = None
+    else:
+        with ctx.measuring(threshold=ctx.params["contention_threshold"]) as timed:
+            tail, code = run_logged(ctx, command, timeout_s)
+        report = timed.report
+    if code != 0:
+        raise child_error(Path(ctx.path), code, tail, timeout_s)
+    return report
+
+
+def run_logged(ctx: BuildContext, command: list[str], timeout_s: float | None) -> tuple[list[str], int]:
+    """Start the child (it dies with the build), log its output; return its last lines and exit status."""
+    process = ctx.spawn(command, cwd=ctx.path, env=child_env(), text=True, stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
+    timer = threading.Timer(timeout_s, kill_group, (process.pid,)) if timeout_s else None
     if timer:
         timer.start()
-    tail = stream_output(ctx, process)
-    if timer:
-        timer.cancel()
-    if process.returncode != 0:
-        raise child_error(Path(ctx.path), process.returncode, tail, timeout_s)
+    try:
+        tail = stream_output(ctx, process)
+    finally:
+        if timer:
+            timer.cancel()
+    return tail, process.returncode
+
+
+def kill_group(pid: int) -> None:
+    """Kill the child's whole process group (it leads one: see axq.process)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def child_env() -> dict[str, str]:

@@ -1,5 +1,8 @@
 """Read what a finished LoadGen run left in its directory: validity, headline, accuracy, SUT statistics.
 
+A performance run also records its measurement report (axq.measure): whether the machine
+was contended, and the share of its CPU time other processes used (`contention`).
+
 The accuracy of a classifier run is decoded from mlperf_log_accuracy.json, where each
 response is the predicted class as a little-endian int64.
 """
@@ -31,6 +34,12 @@ def collect_results(path: Path, scenario: str, mode: str, labels: Any) -> dict:
         if "bare_samples_per_s" in sut and scenario in ("Offline", "Server"):
             sut["harness_efficiency"] = round(results["performance"] / sut["bare_samples_per_s"], 4)
     return results
+
+
+def contention(report: dict) -> dict:
+    """Return what a performance run records of its measurement: contended, other processes' share, the report."""
+    return {"contended": bool(report["contended"]), "other_cpu_share": report["other_cpu_share"],
+            "measurement": report}
 
 
 def read_json(path: Path, name: str) -> Any:
