@@ -20,7 +20,9 @@ runtimes are imported where a backend is opened.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from axq.errors import BuildError, ParameterError
@@ -68,6 +70,23 @@ class Options:
         return self.device.split(":")[0]
 
 
+@dataclass(frozen=True)
+class Model:
+    """A model as a backend opens it: a converted model's file, or a loader of a PyTorch module."""
+
+    precision: str = "fp32"  # what the model itself stores: fp32, or int8 once quantized
+    file: Path | None = None  # ONNX or OpenVINO IR
+    load: Callable[[str], Any] | None = None  # device -> torch.nn.Module
+
+    @classmethod
+    def of(cls, entry: Entry) -> Model:
+        """Return the model of an entry: its file if converted, else its recipe's `load_model`."""
+        precision = str(entry.results.get("precision", "fp32"))
+        if entry.results.get("format") in ("onnx", "openvino"):
+            return cls(precision, file=entry.path / entry.results["file"])
+        return cls(precision, load=lambda device: entry.call("load_model", device))
+
+
 class Backend(Protocol):
     """What the SUT needs of a runtime: hold the loaded samples, predict a batch, say what it runs."""
 
@@ -108,10 +127,10 @@ def check(framework: str, device: str, precision: str) -> None:
                              + " or ".join(allowed) + where)
 
 
-def open_backend(model: Entry, options: Options) -> Backend:
-    """Return the backend of the options' runtime with the model entry loaded."""
+def open_backend(model: Entry | Model, options: Options) -> Backend:
+    """Return the backend of the options' runtime with the model (an entry's, or a Model) loaded."""
     check(options.framework, options.device, options.precision)
-    return OPENERS[options.runtime](model, options)
+    return OPENERS[options.runtime](model if isinstance(model, Model) else Model.of(model), options)
 
 
 def classify(backend: Backend, images: Any, batch_size: int) -> np.ndarray:
@@ -145,7 +164,7 @@ def argmax(logits: Any) -> np.ndarray:
 class TorchBackend:
     """PyTorch, eager or compiled: the model entry's `load_model`, samples held on the device."""
 
-    def __init__(self, model: Entry, options: Options) -> None:
+    def __init__(self, model: Model, options: Options) -> None:
         import torch
 
         self.options, self.precision = options, options.precision
@@ -155,7 +174,8 @@ class TorchBackend:
             torch.set_num_threads(options.num_threads)
         if options.device_kind == "cuda" and not torch.cuda.is_available():
             raise BuildError("device=cuda but torch sees no CUDA device here; use device=cpu")
-        self.model = self.prepared(model.call("load_model", options.device))
+        assert model.load is not None, "a PyTorch backend needs a PyTorch model"
+        self.model = self.prepared(model.load(options.device))
         self.data = torch.empty(0)
         self.sizes = bucket_sizes(options.batch_size) if self.compiled else ()
         self.shapes: set[tuple[int, ...]] = set()  # sample shapes compiled for
@@ -241,15 +261,15 @@ def default_memory_format(device: str) -> str:
 class OnnxRuntimeBackend:
     """ONNX Runtime on an ONNX model entry (fp32, or int8 QDQ), samples held as one numpy array."""
 
-    def __init__(self, model: Entry, options: Options) -> None:
+    def __init__(self, model: Model, options: Options) -> None:
         import onnxruntime as ort
 
-        self.options, self.precision = options, model_precision(model)
+        self.options, self.precision = options, model.precision
         providers = ["CUDAExecutionProvider"] if options.device_kind == "cuda" else ["CPUExecutionProvider"]
         if providers[0] not in ort.get_available_providers():
             raise BuildError(f"onnxruntime here has no {providers[0]} (it has "
                              f"{', '.join(ort.get_available_providers())}); use device=cpu")
-        self.session = ort.InferenceSession(str(model_file(model)), session_options(options), providers=providers)
+        self.session = ort.InferenceSession(str(model.file), session_options(options), providers=providers)
         self.input = self.session.get_inputs()[0].name
         self.data: Any = None
 
@@ -291,12 +311,12 @@ def session_options(options: Options) -> Any:
 class OpenVinoBackend:
     """OpenVINO on an IR model entry: each batch split over the compiled model's streams."""
 
-    def __init__(self, model: Entry, options: Options) -> None:
+    def __init__(self, model: Model, options: Options) -> None:
         import openvino as ov
 
         self.options = options
-        self.compiled = ov.Core().compile_model(str(model_file(model)), "CPU", ov_config(options))
-        self.precision = self.checked_precision(model_precision(model))
+        self.compiled = ov.Core().compile_model(str(model.file), "CPU", ov_config(options))
+        self.precision = self.checked_precision(model.precision)
         self.streams = int(self.compiled.get_property("NUM_STREAMS"))
         self.requests = [self.compiled.create_infer_request() for _ in range(self.streams)]
         self.data: Any = None
@@ -348,19 +368,6 @@ def ov_config(options: Options) -> dict[str, Any]:
     if options.num_threads is not None:
         config["INFERENCE_NUM_THREADS"] = options.num_threads
     return config
-
-
-# ----------------------------------------------------------------------------- model entries
-
-
-def model_file(model: Entry) -> Any:
-    """Return the path of a converted model entry's model file."""
-    return model.path / model.results["file"]
-
-
-def model_precision(model: Entry) -> str:
-    """Return the precision a converted model entry stores (fp32 or int8)."""
-    return str(model.results.get("precision", "fp32"))
 
 
 OPENERS = {"pytorch": TorchBackend, "onnxruntime": OnnxRuntimeBackend, "openvino": OpenVinoBackend}

@@ -1,0 +1,325 @@
+"""Convert a PyTorch model entry for another runtime, or quantize it to int8: an entry of its own.
+
+Each rule (recipe.json) builds a cached entry from the graph, on demand:
+
+- `format=onnx,precision=fp32`: `torch.onnx.export` (the dynamo exporter) of the PyTorch
+  model, the batch dimension dynamic, one self-contained `model.onnx`;
+- `format=openvino,precision=fp32`: the ONNX entry converted to OpenVINO IR (`model.xml`,
+  `model.bin`), weights kept fp32 (`ov.save_model` halves them to fp16 unless told not to);
+- `precision=int8` (`format=onnx`, `openvino` or `pytorch`): post-training static
+  quantization, as Intel's Neural Compressor does for MLPerf, calibrated on
+  `calibration_size` images of the training split (seeded choice; never the scored images;
+  ImageNet: the folder `calibration_dir`): ONNX Runtime's `quantize_static` (QDQ,
+  per-channel int8 weights), NNCF on the fp32 IR, PT2E with the x86 inductor quantizer (the
+  model's shared ReLUs split first, which that quantizer needs). The build then classifies a
+  held-out check set (the test split) with the fp32 and the int8 model through
+  axq_mlperf.backends, records both accuracies, and refuses a model that keeps less than
+  `accuracy_target` (0.99: MLPerf's ResNet50 rule) of the fp32 accuracy.
+
+A converted entry's results name its file and precision (`file`, `precision`), which is all
+axq_mlperf.backends needs; a PyTorch int8 entry also has `load_model`, like any PyTorch model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from axq.errors import BuildError, ParameterError
+
+if TYPE_CHECKING:
+    from axq.entry import BuildContext, Entry
+
+SAMPLE_SHAPES = {"digits": (1, 8, 8), "fashion_mnist": (1, 28, 28), "imagenet": (3, 224, 224)}
+FILES = {"onnx": "model.onnx", "openvino": "model.xml", "pytorch": "model.pt2"}
+RUNTIMES = {"onnx": "onnxruntime", "openvino": "openvino", "pytorch": "pytorch"}
+CHECK_BATCH = 64
+
+
+# ----------------------------------------------------------------------------- resolve-time hooks
+
+
+def source_query(params: dict) -> str:
+    """Return the query of the PyTorch model this entry is made from."""
+    query = f"model,model_name={params['model_name']},dataset_name={params['dataset_name']}"
+    if params["dataset_name"] == "imagenet":
+        query += f",weights_path={format_value(params['weights_path'])}"
+    return query
+
+
+def format_value(value: Any) -> str:
+    """Return a value as a query writes it (null for None)."""
+    return "null" if value is None else str(value)
+
+
+def converted_query(params: dict, format_: str) -> tuple[str, dict]:
+    """Return the query and overrides of the fp32 model in format_ made from the same source."""
+    same = {k: params[k] for k in ("model_name", "dataset_name", "weights_path")}
+    return "model,converted", {**same, "format": format_, "precision": "fp32"}
+
+
+def source_deps(params: dict) -> dict:
+    """Return the PyTorch model an ONNX export starts from."""
+    return {"source": source_query(params)}
+
+
+def onnx_deps(params: dict) -> dict:
+    """Return the ONNX model an OpenVINO IR is converted from."""
+    return {"onnx": converted_query(params, "onnx")}
+
+
+def quantization_deps(params: dict) -> dict:
+    """Return an int8 model's inputs: its fp32 model, the calibration images, the check set."""
+    fp32 = source_query(params) if params["format"] == "pytorch" else converted_query(params, params["format"])
+    return {"fp32": fp32, "calibration": calibration_query(params), "check": check_query(params)}
+
+
+def calibration_query(params: dict) -> str:
+    """Return the preprocessed calibration images: the training split, or ImageNet's calibration_dir."""
+    name = params["dataset_name"]
+    if name != "imagenet":
+        return f"dataset,preprocessed,{name},split=train"
+    return f"dataset,preprocessed,imagenet,imagenet_dir={params['calibration_dir']}"
+
+
+def check_query(params: dict) -> str:
+    """Return the held-out check set: the test split, or the first check_size ImageNet images."""
+    name, size = params["dataset_name"], format_value(params["check_size"])
+    if name != "imagenet":
+        return f"dataset,preprocessed,{name},split=test,dataset_size={size}"
+    return f"dataset,preprocessed,imagenet,imagenet_dir={params['imagenet_dir']},dataset_size={size}"
+
+
+def check_params(params: dict) -> None:
+    """Raise ParameterError for an int8 ImageNet model without its calibration and check folders."""
+    if params["dataset_name"] not in SAMPLE_SHAPES:
+        raise ParameterError("dataset_name", params["dataset_name"], "must be one of " + ", ".join(SAMPLE_SHAPES))
+    if params["precision"] != "int8" or params["dataset_name"] != "imagenet":
+        return
+    for name, what in (("calibration_dir", "ImageNet images to calibrate on (never the scored ones)"),
+                       ("imagenet_dir", "the ImageNet validation folder (the accuracy check)")):
+        if params.get(name) is None:
+            raise ParameterError(f"int8 ImageNet models need {name}=FOLDER: {what}; "
+                                 f"`axq set {name}=...` makes it a collection default")
+
+
+EXPECTED_S = {"onnx": 15.0, "openvino": 5.0}
+
+
+def expected_seconds(params: dict) -> float:
+    """Return about how long the conversion or quantization takes here (seconds)."""
+    if params["precision"] != "int8":
+        return EXPECTED_S[params["format"]]
+    return 60.0 if params["format"] == "pytorch" else 20.0
+
+
+# ----------------------------------------------------------------------------- conversion
+
+
+def export_onnx(ctx: BuildContext) -> dict:
+    """Export the PyTorch model to ONNX with the dynamo exporter, batch dimension dynamic."""
+    import torch
+
+    model = ctx.deps["source"].call("load_model", "cpu")
+    example = torch.zeros(2, *SAMPLE_SHAPES[ctx.params["dataset_name"]])
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=({0: batch},),
+                                input_names=["input"], output_names=["logits"], verbose=False)
+    program.save(str(ctx.path / FILES["onnx"]), external_data=False)
+    ctx.log(f"onnx: exported {ctx.deps['source'].name}")
+    return {"format": "onnx", "file": FILES["onnx"], "precision": "fp32"}
+
+
+def convert_openvino(ctx: BuildContext) -> dict:
+    """Convert the ONNX model to OpenVINO IR, weights kept fp32."""
+    import openvino as ov
+
+    model = ov.convert_model(str(model_file(ctx.deps["onnx"])))
+    ov.save_model(model, str(ctx.path / FILES["openvino"]), compress_to_fp16=False)
+    ctx.log(f"openvino: converted {ctx.deps['onnx'].name}")
+    return {"format": "openvino", "file": FILES["openvino"], "precision": "fp32"}
+
+
+def model_file(entry: Entry) -> Any:
+    """Return the path of a converted entry's model file."""
+    return entry.path / entry.results["file"]
+
+
+# ----------------------------------------------------------------------------- quantization
+
+
+def quantize(ctx: BuildContext) -> dict:
+    """Quantize the fp32 model to int8 on the calibration images, then check it keeps its accuracy."""
+    format_ = ctx.params["format"]
+    images = calibration_images(ctx)
+    ctx.log(f"int8: calibrating {format_} on {len(images)} images of {ctx.deps['calibration'].name}")
+    QUANTIZERS[format_](ctx, images)
+    found = {"format": format_, "file": FILES[format_], "precision": "int8", "calibration_size": len(images)}
+    return {**found, **accuracy_check(ctx)}
+
+
+def calibration_images(ctx: BuildContext) -> Any:
+    """Return calibration_size images of the calibration set, a seeded choice (all if fewer)."""
+    import numpy as np
+
+    images, _ = ctx.deps["calibration"].call("load_arrays")
+    size = min(ctx.params["calibration_size"], len(images))
+    chosen = np.sort(np.random.default_rng(ctx.params["calibration_seed"]).permutation(len(images))[:size])
+    return np.ascontiguousarray(images[chosen], dtype=np.float32)
+
+
+def quantize_onnx(ctx: BuildContext, images: Any) -> None:
+    """Quantize the ONNX model with ONNX Runtime's quantize_static: QDQ, per-channel weights."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = ctx.path / "prepared.onnx"
+    quant_pre_process(str(model_file(ctx.deps["fp32"])), str(prepared))
+    quantize_static(str(prepared), str(ctx.path / FILES["onnx"]), Batches(images, "input"),
+                    quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    prepared.unlink()
+
+
+class Batches:
+    """ONNX Runtime's calibration reader: the images in batches of 16, as {input name: array}."""
+
+    def __init__(self, images: Any, name: str) -> None:
+        self.batches = iter([{name: images[i:i + 16]} for i in range(0, len(images), 16)])
+
+    def get_next(self) -> dict | None:
+        """Return the next batch, or None at the end."""
+        return next(self.batches, None)
+
+
+def quantize_openvino(ctx: BuildContext, images: Any) -> None:
+    """Quantize the IR with NNCF's post-training quantization (min-max, per-channel weights)."""
+    import nncf
+    import openvino as ov
+
+    model = ov.Core().read_model(str(model_file(ctx.deps["fp32"])))
+    batches = [images[i:i + 16] for i in range(0, len(images), 16)]
+    quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(images))
+    ov.save_model(quantized, str(ctx.path / FILES["openvino"]), compress_to_fp16=False)
+
+
+def quantize_pytorch(ctx: BuildContext, images: Any) -> None:
+    """Quantize with PT2E and the x86 inductor quantizer; save the converted program."""
+    import torch
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    model = split_shared_relus(ctx.deps["fp32"].call("load_model", "cpu"))
+    example = (torch.from_numpy(images[:2]),)
+    dynamic = ({0: torch.export.Dim("batch", min=1)},)
+    graph = torch.export.export(model, example, dynamic_shapes=dynamic).module()
+    prepared = prepare_pt2e(graph, x86_quantizer())
+    with torch.no_grad():
+        for start in range(0, len(images), 16):
+            prepared(torch.from_numpy(images[start:start + 16]))
+    converted = convert_pt2e(prepared)
+    torch.export.save(torch.export.export(converted, example, dynamic_shapes=dynamic), str(ctx.path / FILES["pytorch"]))
+
+
+def x86_quantizer() -> Any:
+    """Return the x86 inductor quantizer with its default static int8 configuration."""
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
+
+    quantizer = x86.X86InductorQuantizer()
+    quantizer.set_global(x86.get_default_x86_inductor_quantization_config())
+    return quantizer
+
+
+def split_shared_relus(model: Any) -> Any:
+    """Give each use of a ReLU module its own module (torchvision's Bottleneck reuses one).
+
+    The x86 quantizer annotates a module once; a ReLU called three times in a block would
+    be fused with one convolution and left unquantized after the others.
+    """
+    import copy
+
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Module) and type(module).__name__ == "Bottleneck":
+            module.forward = bottleneck_forward(module, [copy.deepcopy(module.relu) for _ in range(3)])
+    return model
+
+
+def bottleneck_forward(block: Any, relus: list) -> Any:
+    """Return torchvision's Bottleneck.forward with a ReLU module per use."""
+    block.relu1, block.relu2, block.relu3 = relus
+
+    def forward(x: Any) -> Any:
+        out = block.relu1(block.bn1(block.conv1(x)))
+        out = block.relu2(block.bn2(block.conv2(out)))
+        out = block.bn3(block.conv3(out))
+        identity = x if block.downsample is None else block.downsample(x)
+        return block.relu3(out + identity)
+
+    return forward
+
+
+QUANTIZERS = {"onnx": quantize_onnx, "openvino": quantize_openvino, "pytorch": quantize_pytorch}
+
+
+def load_model(entry: Entry, device: str = "cpu") -> Any:
+    """Return a PyTorch int8 entry's quantized module (for axq_mlperf.backends to compile)."""
+    if entry.results["format"] != "pytorch":
+        raise BuildError(f"{entry.name} is a {entry.results['format']} model, not a PyTorch one")
+    return load_program(entry.path / FILES["pytorch"])
+
+
+def load_program(path: Any) -> Any:
+    """Return the module of a saved quantized program (its quantized ops registered first)."""
+    import torch
+    import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401  (registers the quantized ops)
+
+    return torch.export.load(str(path)).module()
+
+
+# ----------------------------------------------------------------------------- accuracy check
+
+
+def accuracy_check(ctx: BuildContext) -> dict:
+    """Classify the check set with the fp32 and the int8 model; raise if int8 keeps too little."""
+    images, labels = ctx.deps["check"].call("load_arrays")
+    runtime, params = RUNTIMES[ctx.params["format"]], ctx.params
+    fp32 = top1(open_model(ctx.deps["fp32"], runtime, "fp32"), images, labels)
+    int8 = top1(open_model(built_model(ctx), runtime, "int8"), images, labels)
+    ratio = int8 / fp32 if fp32 else 1.0
+    ctx.log(f"int8: top-1 {int8:.3f}% against fp32 {fp32:.3f}% on {len(labels)} check images ({ratio:.4f})")
+    refuse_below_target(ratio, fp32, int8, params["accuracy_target"])
+    return {"fp32_accuracy": fp32, "int8_accuracy": int8, "accuracy_ratio": round(ratio, 6),
+            "check_size": len(labels), "accuracy_target": params["accuracy_target"]}
+
+
+def refuse_below_target(ratio: float, fp32: float, int8: float, target: float) -> None:
+    """Raise BuildError naming both accuracies when int8 keeps less than target of fp32."""
+    if ratio < target:
+        raise BuildError(f"int8 model keeps {ratio:.2%} of fp32 accuracy (int8 {int8:.3f}%, fp32 {fp32:.3f}%), "
+                         f"below accuracy_target={target}; calibrate on more images (calibration_size=) "
+                         f"or lower accuracy_target")
+
+
+def built_model(ctx: BuildContext) -> Any:
+    """Return the int8 model just written into the entry directory, as a backend opens it."""
+    from axq_mlperf.backends import Model
+
+    path = ctx.path / FILES[ctx.params["format"]]
+    if ctx.params["format"] == "pytorch":
+        return Model("int8", load=lambda device: load_program(path))
+    return Model("int8", file=path)
+
+
+def open_model(entry: Any, runtime: str, precision: str) -> Any:
+    """Return a backend of the runtime on the model entry (CPU, the runtime's default threads)."""
+    from axq_mlperf.backends import Options, open_backend
+
+    return open_backend(entry, Options(framework=runtime, precision=precision, batch_size=CHECK_BATCH))
+
+
+def top1(backend: Any, images: Any, labels: Any) -> float:
+    """Return the backend's top-1 accuracy on the images, in percent."""
+    from axq_mlperf.backends import classify
+
+    predicted = classify(backend, images, CHECK_BATCH)
+    return round(100.0 * float((predicted == labels).mean()), 6)
