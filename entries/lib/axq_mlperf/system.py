@@ -22,6 +22,7 @@ import re
 import sys
 from typing import Any
 
+NVIDIA_GPUS = "/proc/driver/nvidia/gpus"  # one folder per GPU, each with an `information` file
 FRAMEWORKS = ("torch", "torchvision", "onnxruntime", "openvino", "mlcommons-loadgen", "numpy")
 _NOISE = re.compile(r"\((r|tm)\)|\bcpu\b|\bprocessor\b|\bwith\b.*|@.*|\d+-core\b|\bcore\(tm\)", re.IGNORECASE)
 
@@ -85,8 +86,7 @@ def memory_gib() -> int:
 
 def gpus() -> tuple[str, int]:
     """Return the NVIDIA GPU model and how many are visible, from the driver's /proc files ("", 0 if none)."""
-    root = "/proc/driver/nvidia/gpus"
-    models = sorted(_gpu_model(os.path.join(root, bus)) for bus in _listdir(root))
+    models = sorted(_gpu_model(os.path.join(NVIDIA_GPUS, bus)) for bus in _listdir(NVIDIA_GPUS))
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         models = models[:len([d for d in visible.split(",") if d.strip() and not d.strip().startswith("-")])]
