@@ -24,6 +24,11 @@ model's own (axq_mlperf.classifiers), so models that preprocess alike share it. 
 original data set is also a declared dependency, before the model: a missing ImageNet folder
 is reported before weights are looked for.
 
+`framework=` picks the runtime behind the one SUT (axq_mlperf.backends: pytorch, onnxruntime
+or onnxrt, openvino). A run that needs a converted or int8 model (anything but PyTorch at
+fp32/bf16/fp16) has it as the planned dependency `runtime_model`, a `model,converted` entry
+built from the PyTorch model on demand (entries/model_converted); the child loads it.
+
 Each parameter is declared (and checked) in recipe.json; `check_params` holds the rules
 between parameters, checked when the query is resolved, before anything is built.
 `expected_seconds` tells `axq plan` about how long a run takes. The verdict is the
@@ -39,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from axq.errors import ParameterError, did_you_mean
+from axq_mlperf import backends
 from axq_mlperf.explore import explore_plan  # noqa: F401  (the recipe's explore hook)
 
 if TYPE_CHECKING:
@@ -46,10 +52,10 @@ if TYPE_CHECKING:
     from axq_mlperf.config import HarnessConfig
 
 HARNESS = Path(__file__).resolve().parent / "harness.py"
-PRECISIONS = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "bf16", "fp16")}
+DEVICES = ("cpu", "cuda")
 # A compliance run's reference runs: dependency name by mode; the parameters they don't share.
 REFERENCES = {"AccuracyOnly": "reference_accuracy", "PerformanceOnly": "reference_performance"}
-REFERENCE_FIXED = frozenset({"framework", "dataset_name", "task", "loadgen_compliance_test", "loadgen_mode"})
+REFERENCE_FIXED = frozenset({"dataset_name", "task", "loadgen_compliance_test", "loadgen_mode"})
 STARTUP_S = 6  # a child's start: Python, torch, LoadGen, loading and timing the model
 # An accuracy run's pass over the data set, about: seconds per sample, and the whole test split.
 SAMPLE_S = {"digits": 0.002, "fashion_mnist": 0.0005, "imagenet": 0.02}
@@ -112,7 +118,14 @@ def harness_config(ctx: BuildContext, settings: dict, calibrate: list[str]) -> H
         multistreamness=params["loadgen_multistreamness"], server_max_wait_ms=params["server_max_wait_ms"],
         num_threads=params["num_threads"], min_queries=MIN_QUERIES[params["loadgen_scenario"]],
         baseline_s=params["harness_baseline_s"], device=params["device"], precision=params["precision"],
-        preprocessed=str(ctx.deps["preprocessed"].path), model=str(ctx.deps["model"].path))
+        preprocessed=str(ctx.deps["preprocessed"].path), model=str(runtime_model(ctx).path),
+        framework=params["framework"], compile=params["compile"], memory_format=params["memory_format"],
+        ov_hint=params["ov_hint"], ov_streams=params["ov_streams"], ort_optimization=params["ort_optimization"])
+
+
+def runtime_model(ctx: BuildContext) -> Entry:
+    """Return the model the runtime loads: the converted or quantized one if the run needs one."""
+    return ctx.deps.get("runtime_model") or ctx.deps["model"]
 
 
 # ----------------------------------------------------------------------------- resolve-time hooks
@@ -121,12 +134,11 @@ def harness_config(ctx: BuildContext, settings: dict, calibrate: list[str]) -> H
 def check_params(params: dict) -> None:
     """Raise ParameterError for values that are each allowed but not together (recipe.json checks each)."""
     device = str(params["device"]).split(":")[0]
-    if device not in PRECISIONS:
+    if device not in DEVICES:
         raise ParameterError("device", params["device"], "must be cpu or cuda (or cuda:N)"
-                             + did_you_mean(device, PRECISIONS))
-    if params["precision"] not in PRECISIONS[device]:
-        raise ParameterError("precision", params["precision"], f"needs device=cuda; on device={device} use "
-                             + " or ".join(PRECISIONS[device]))
+                             + did_you_mean(device, DEVICES))
+    backends.check(params["framework"], params["device"], params["precision"])
+    backends.check_knobs(params)
     if params["dataset_name"] == "imagenet":
         from axq_mlperf.classifiers import check_model_name
 
@@ -156,6 +168,9 @@ def check_valid_execution(params: dict) -> None:
 def planned_deps(params: dict) -> dict[str, tuple[str, dict]]:
     """Return the ImageNet run's preprocessed data (the model's preprocessing) and a compliance run's references."""
     planned = {}
+    runtime_model = backends.runtime_model_query(params)
+    if runtime_model is not None:
+        planned["runtime_model"] = runtime_model
     if params["dataset_name"] == "imagenet":
         from axq_mlperf.classifiers import preprocessed_query
 

@@ -113,6 +113,43 @@ def model_format(framework: str, precision: str) -> tuple[str, str] | None:
     return FORMATS[runtime], "int8" if precision == "int8" else "fp32"
 
 
+def runtime_model_query(params: dict) -> tuple[str, dict] | None:
+    """Return the query and overrides of the converted model a LoadGen run needs (None: the PyTorch model).
+
+    params are the run's (framework, precision, model_name, dataset_name, and for ImageNet
+    weights_path, imagenet_dir, loadgen_dataset_size; for int8 accuracy_target,
+    calibration_size, calibration_dir). An fp32 conversion gets none of the int8 settings,
+    so every run of the same model shares it.
+    """
+    needed = model_format(params["framework"], params["precision"])
+    if needed is None:
+        return None
+    overrides = {"format": needed[0], "precision": needed[1], "model_name": params["model_name"],
+                 "dataset_name": params["dataset_name"]}
+    imagenet = params["dataset_name"] == "imagenet"
+    if imagenet:
+        overrides["weights_path"] = params.get("weights_path")
+    if needed[1] == "int8":
+        overrides.update({k: params[k] for k in ("accuracy_target", "calibration_size")})
+    if needed[1] == "int8" and imagenet:
+        overrides.update(calibration_dir=params["calibration_dir"], imagenet_dir=params["imagenet_dir"],
+                         check_size=params["loadgen_dataset_size"])
+    return "model,converted", overrides
+
+
+def check_knobs(params: dict) -> None:
+    """Raise ParameterError for a runtime knob set for a runtime the run does not use."""
+    runtime = FRAMEWORKS[params["framework"]]
+    for name, owner, unset in KNOBS:
+        if params.get(name, unset) != unset and runtime != owner:
+            raise ParameterError(name, params[name], f"is a setting of framework={owner}, "
+                                 f"not of framework={params['framework']}")
+
+
+KNOBS = (("compile", "pytorch", False), ("memory_format", "pytorch", None), ("ov_hint", "openvino", None),
+         ("ov_streams", "openvino", None), ("ort_optimization", "onnxruntime", "all"))
+
+
 def check(framework: str, device: str, precision: str) -> None:
     """Raise ParameterError unless the runtime runs this precision on this device."""
     runtime, kind = FRAMEWORKS[framework], device.split(":")[0]
