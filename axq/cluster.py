@@ -373,6 +373,120 @@ def _label(point: Query, swept: list[str]) -> str:
     return ",".join(str(c) for c in point.conditions if c.key in swept)
 
 
+# -- explorations -------------------------------------------------------------------------------------
+
+
+def score_configuration(configuration: Any, swept: list[str], target: float | None, have: list[str],
+                        driver_collection: str) -> dict[str, Any]:
+    """Score one configuration in this node's work collection; return its row and its runs' closures."""
+    from axq.archive import archive_bytes
+    from axq.exploration import score
+
+    store = Store(node_work_collection())
+    row = score(configuration, swept, target, store.root, Reporter("quiet"))
+    names = [row[k] for k in RUN_COLUMNS if row.get(k)]
+    shared = os.path.realpath(store.root) == os.path.realpath(driver_collection)
+    archives = [] if shared else [archive_bytes(n, work_collection=store.root, have=set(have)) for n in names]
+    log = row.get("log")
+    return {"node": node_label(), "row": row, "archives": archives, "log_name": os.path.basename(log) if log else None,
+            "log_text": _read(log)}
+
+
+RUN_COLUMNS = ("accuracy_entry", "performance_entry", "reference_entry")
+
+
+def explore(
+    query: str | Query,
+    overrides: dict[str, Any] | None = None,
+    *,
+    target: float | None = None,
+    address: str | None = None,
+    work_collection: str | os.PathLike | None = None,
+    reporter: Reporter | None = None,
+) -> list[Row]:
+    """Score every configuration of a grid on a Ray cluster; return the rows as `axq.exploration.explore` does.
+
+    A configuration whose runs this collection holds (or one the recipes refuse) is scored
+    here; each other one is scored on a node, in its work collection, and its runs imported.
+    """
+    from axq.exploration import configurations, mark
+    from axq.sweeps import swept_keys
+
+    query = parse(query) if isinstance(query, str) else query
+    if not query.is_sweep:
+        raise UsageError(f"`{query}` sweeps nothing: use `k:=a:b:c` for at least one parameter")
+    store, reporter = Store(work_collection), reporter or Reporter()
+    swept, grid = swept_keys(query), configurations(query, overrides, work_collection)
+    rows: list[Row | None] = [_score_here(c, swept, target, store, reporter) for c in grid]
+    remote = [i for i, row in enumerate(rows) if row is None]
+    if remote:
+        with _connected(address, reporter):
+            _explore_remote(grid, remote, rows, swept, target, store, reporter)
+    return mark([row for row in rows if row is not None])
+
+
+def _score_here(configuration: Any, swept: list[str], target: float | None, store: Store,
+                reporter: Reporter) -> Row | None:
+    """Score a configuration here if that builds nothing (refused, or every run cached); else None."""
+    from axq.build import Builder
+    from axq.exploration import score
+    from axq.resolve import Scope, resolve
+
+    runs = [configuration.accuracy, configuration.performance, configuration.reference]
+    scope = Scope.of(store)
+    if configuration.skipped or all(Builder(store, reporter).lookup(resolve(q, None, scope)) for q in runs if q):
+        return {**score(configuration, swept, target, store.root, reporter), "node": "here"}
+    return None
+
+
+def _explore_remote(grid: list[Any], remote: list[int], rows: list[Row | None], swept: list[str],
+                    target: float | None, store: Store, reporter: Reporter) -> None:
+    """Score the configurations at `remote` on the cluster, importing each as it comes; Ctrl-C cancels the rest."""
+    from axq.archive import import_archive
+    from axq.errors import Interrupted
+    from axq.exploration import mark
+    from axq.resolve import Scope, resolve
+    from axq.sweeps import SweepInterrupted
+
+    ray, scope = import_ray(), Scope.of(store)
+    task = ray.remote(score_configuration)
+    pending = {}
+    for index in remote:
+        node = resolve(grid[index].performance, None, scope)
+        pending[task.options(**point_options(node)).remote(
+            grid[index], swept, target, have(store, node), store.root)] = index
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            index = pending.pop(ready[0])
+            row = rows[index] = _explored(ready[0], grid[index], swept, store, import_archive)
+            reporter.log(f"explore configuration ({_label(grid[index].point, swept)}) on {row['node']}: "
+                         f"{row.get('error') or 'scored'}")
+    except (KeyboardInterrupt, Interrupted):
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise SweepInterrupted(mark([row for row in rows if row is not None])) from None
+
+
+def _explored(ref: Any, configuration: Any, swept: list[str], store: Store, importer: Callable) -> Row:
+    """Turn one finished scoring task into its row: import the runs, copy a failure's log here."""
+    ray = import_ray()
+    try:
+        result = ray.get(ref)
+    except ray.exceptions.RayTaskError as error:
+        raise error.as_instanceof_cause() from None
+    except ray.exceptions.RayError as error:
+        from axq.exploration import _empty  # the columns of a row before anything is known
+
+        reason = f"lost on the cluster after a retry: {str(error).strip().splitlines()[0]}"
+        row: Row = {k: configuration.point.assignments[k] for k in swept}
+        return {**row, **_empty(), "error": reason, "node": "(lost)"}
+    for data in result["archives"]:
+        importer(data, work_collection=store.root)
+    log = _keep_log(store, result) if result["row"].get("log") else None
+    return {**result["row"], "log": log, "node": result["node"]}
+
+
 def main(argv: list[str]) -> int:
     """`python -m axq.cluster resources`: print this machine's custom resources for `ray start --resources`."""
     if argv != ["resources"]:

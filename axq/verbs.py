@@ -442,8 +442,13 @@ def explore(call: Call) -> int:
     from axq import sweeps as sweeping
 
     try:
-        rows = exploring.explore(call.query, call.parsed_overrides(), target=_target(call),
-                                 work_collection=call.work_collection, reporter=call.reporter())
+        run = exploring.explore
+        if "--on" in call.options:  # on a Ray cluster (axq/cluster.py)
+            from axq import cluster
+
+            run = functools.partial(cluster.explore, address=cluster.address_of(call.options["--on"]))
+        rows = run(call.query, call.parsed_overrides(), target=_target(call), work_collection=call.work_collection,
+                   reporter=call.reporter())
         code = 1 if any(r.get("error") for r in rows) else 0
     except sweeping.SweepInterrupted as stop:
         rows, code = stop.rows, 130
@@ -594,7 +599,7 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
          (Option("--target", "least share of the reference's accuracy (default: the recipe's, often 0.99)",
                  "SHARE"),
           Option("--csv", "also write the rows as CSV", "FILE"),
-          Option("--plot", "also plot accuracy against performance, the front highlighted", "FILE.png")),
+          Option("--plot", "also plot accuracy against performance, the front highlighted", "FILE.png"), ON_RAY),
          overrides=True),
     Verb("set", "[KEY=VALUE ...]", "set parameter defaults kept in the work collection (alone: list them)",
          set_settings, (0, None), (("KEY=VALUE", "e.g. imagenet_dir=/data/imagenet/val; a query's k=v still wins"),)),

@@ -199,6 +199,22 @@ def test_ctrl_c_cancels_the_remote_points_and_a_rerun_resumes(ray_cluster: Runni
     assert [r["doubled"] for r in json.loads(rerun.stdout)] == [63, 65]
 
 
+def test_an_exploration_on_the_cluster_scores_as_one_here(ray_cluster: RunningCluster, work: Path,
+                                                          tmp_path: Path) -> None:
+    from axq.exploration import explore
+
+    grid = "explored,framework:=alpha:beta,precision:=fp32:bf16:fp16"
+    rows = cluster.explore(grid, reporter=Reporter("quiet"))
+    local = explore(grid, work_collection=tmp_path / "local", reporter=Reporter("quiet"))
+    figures = ("accuracy", "performance", "ratio", "valid", "pareto", "meets_target", "skipped", "error")
+    assert [{k: r[k] for k in figures} for r in rows] == [{k: r[k] for k in figures} for r in local]
+    scored = [r for r in rows if not r["skipped"]]
+    assert scored and all(r["node"] != "here" for r in scored)
+    assert all(axq.byname(r["performance_entry"]).path.is_dir() for r in scored)
+    again = cluster.explore(grid, reporter=Reporter("quiet"))
+    assert [r["node"] for r in again] == ["here"] * len(rows)
+
+
 def test_what_a_point_asks_of_the_cluster(work: Path) -> None:
     plain = resolve("system_point,value=1")
     assert cluster.point_options(plain) == {"num_cpus": 1, "max_retries": 1, "retry_exceptions": False,
