@@ -38,7 +38,7 @@ def description() -> dict[str, Any]:
         "memory_gib": memory_gib(),
         "os": operating_system(),
         "machine": os.uname().machine,
-        "python": "%d.%d.%d" % sys.version_info[:3],
+        "python": "{}.{}.{}".format(*sys.version_info[:3]),
         "frameworks": framework_versions(),
     }
 
@@ -54,7 +54,7 @@ def fingerprint(parts: dict[str, Any] | None = None) -> str:
 
 
 def slug(text: str) -> str:
-    """Shorten a model name to lowercase words joined by dashes: `AMD EPYC 9B45 64-Core Processor` -> `amd-epyc-9b45`."""
+    """Shorten a model name to lowercase words: `AMD EPYC 9B45 64-Core Processor` -> `amd-epyc-9b45`."""
     cleaned = _NOISE.sub(" ", text.replace("NVIDIA", "").replace("GeForce", ""))
     return "-".join(re.findall(r"[a-z0-9]+", cleaned.lower()))[:32].strip("-") or "unknown"
 

@@ -24,9 +24,8 @@ def machine_fingerprint() -> str:
 
 def build(ctx: BuildContext) -> dict:
     """Refuse another machine's system, block at the gate if asked, measure, and record where."""
-    from axq_mlperf import system
-
     from axq.measure import lock_path
+    from axq_mlperf import system
 
     params = ctx.params
     system.require_here(params["system"], machine_fingerprint())
