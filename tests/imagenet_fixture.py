@@ -17,8 +17,12 @@ from axq.locations import builtin_entries
 ENTRIES = Path(builtin_entries())
 
 
-def make_imagenet_dir(root: Path, n: int) -> Path:
-    """Write n ImageNet-style validation JPEGs of varied non-square sizes and a val_map.txt."""
+def make_imagenet_dir(root: Path, n: int, small: bool = False) -> Path:
+    """Write n ImageNet-style validation JPEGs of varied non-square sizes and a val_map.txt.
+
+    `small` images (about 40 x 32) are quick to write and to decode: for tests that need
+    many of them (preprocessing scales every image to the model's size anyway).
+    """
     import numpy as np
     from PIL import Image
     from sklearn.datasets import load_digits
@@ -31,6 +35,7 @@ def make_imagenet_dir(root: Path, n: int) -> Path:
         gray = (digits.images[index] * 255 / 16).astype(np.uint8)
         rgb = np.stack([gray, 255 - gray, gray // 2], axis=-1)
         size = (300 + 37 * (index % 5), 260 + 53 * (index % 3))  # width, height
+        size = (size[0] // 8, size[1] // 8) if small else size
         name = f"ILSVRC2012_val_{index + 1:08d}.JPEG"
         Image.fromarray(rgb).resize(size).save(folder / name, "JPEG")
         lines.append(f"{name} {(digits.target[index] * 97 + index) % 1000}\n")
