@@ -12,6 +12,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
+from axq.archive import ImportReport, export_archive, import_archive
 from axq.build import Builder, stale_reason
 from axq.entry import Entry
 from axq.errors import DependentsError, EntryNotFound
@@ -25,8 +26,9 @@ from axq.resolve import rules as match_rules
 from axq.store import COLLECTIONS, SETTINGS, Store, valid_name
 from axq.sweeps import sweep
 
-__all__ = ["byname", "byquery", "explore", "gc", "list_entries", "params", "plan", "reindex", "remove", "rules",
-           "set_settings", "settings", "stale_reasons", "sweep", "unset_settings", "where", "wipe"]
+__all__ = ["ImportReport", "byname", "byquery", "explore", "export_archive", "gc", "import_archive",
+           "list_entries", "params", "plan", "reindex", "remove", "rules", "set_settings", "settings",
+           "stale_reasons", "sweep", "unset_settings", "where", "wipe"]
 
 
 def byquery(

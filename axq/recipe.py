@@ -114,7 +114,8 @@ class Recipe:
         """Return the default of parameter `name` that its `default_from` function computes (once a process)."""
         source = self.parameters[name].default_from
         assert source is not None
-        if source not in _COMPUTED:
+        key = source if ":" in source else f"{self.path}:{source}"  # a code.py function is this recipe's own
+        if key not in _COMPUTED:
             if ":" in source:
                 import importlib
 
@@ -122,10 +123,10 @@ class Recipe:
 
                 use_libraries()
                 module, function = source.split(":", 1)
-                _COMPUTED[source] = getattr(importlib.import_module(module), function)()
+                _COMPUTED[key] = getattr(importlib.import_module(module), function)()
             else:
-                _COMPUTED[source] = self.function(source)()
-        return _COMPUTED[source]
+                _COMPUTED[key] = self.function(source)()
+        return _COMPUTED[key]
 
     def function(self, name: str) -> Any:
         """Return a function from code.py, or raise ManifestError if it is missing."""

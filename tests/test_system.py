@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -88,8 +89,11 @@ def test_measuring_for_another_machine_is_refused() -> None:
 
 
 def machine(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    """Simulate running on machine `name` (the toy recipe's fingerprint), forgetting the computed one."""
+    """Simulate running on machine `name`: its fingerprint (the toy recipe's) and its host name."""
     monkeypatch.setenv("AXQ_TEST_SYSTEM", name)
+    real = os.uname()
+    fake = os.uname_result((real.sysname, name, real.release, real.version, real.machine))
+    monkeypatch.setattr(os, "uname", lambda: fake)
     forget_computed_defaults()
 
 
@@ -99,15 +103,13 @@ def test_two_simulated_machines_never_share_an_entry(work: Path, monkeypatch: py
     machine(monkeypatch, "machine-b")
     steps = axq.plan(POINT)
     assert not steps[0].cached and steps[1].cached  # the portable number entry is shared, the figure is not
-    b = axq.byquery(POINT, memo="machine-b")  # (the query memo ignores the machine: see the xfail below)
+    b = axq.byquery(POINT)
     assert a.name != b.name and a.identity != b.identity
     assert (a.get("measured_on"), b.get("measured_on")) == ("machine-a", "machine-b")
     assert a.dep("base").name == b.dep("base").name
     assert axq.byquery(f"{POINT},system=machine-a").name == a.name  # reading another machine's result
 
 
-@pytest.mark.xfail(strict=True, reason="kernel: the query memo is keyed by the query text alone, so a collection "
-                                       "used from another machine answers with the first machine's entry")
 def test_the_query_memo_never_answers_for_another_machine(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     machine(monkeypatch, "machine-a")
     axq.byquery(POINT)
