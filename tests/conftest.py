@@ -19,18 +19,6 @@ TOY_RECIPES = TESTS / "recipes"
 REPO = TESTS.parent
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _private_measurement_lock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Give the suite a measurement lock of its own: it neither waits behind nor delays a real benchmark.
-
-    The suite's performance runs still take turns with each other (one lock for the session);
-    tests of the lock itself set their own.
-    """
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AXQ_MEASURE_LOCK", str(tmp_path_factory.mktemp("measure") / "axq-measure.lock"))
-        yield
-
-
 @pytest.fixture(autouse=True)
 def _fresh_recipe_cache():
     """Forget recipes loaded by another test (AXQ_ENTRIES differs between tests)."""
