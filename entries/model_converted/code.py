@@ -73,20 +73,38 @@ def quantization_deps(params: dict) -> dict:
     return {"fp32": fp32, "calibration": calibration_query(params), "check": check_query(params)}
 
 
-def calibration_query(params: dict) -> str:
+def calibration_query(params: dict) -> str | tuple[str, dict]:
     """Return the preprocessed calibration images: the training split, or ImageNet's calibration_dir."""
     name = params["dataset_name"]
     if name != "imagenet":
         return f"dataset,preprocessed,{name},split=train"
-    return f"dataset,preprocessed,imagenet,imagenet_dir={params['calibration_dir']}"
+    return imagenet_query(params, params["calibration_dir"], None)
 
 
-def check_query(params: dict) -> str:
+def check_query(params: dict) -> str | tuple[str, dict]:
     """Return the held-out check set: the test split, or the first check_size ImageNet images."""
-    name, size = params["dataset_name"], format_value(params["check_size"])
+    name = params["dataset_name"]
     if name != "imagenet":
-        return f"dataset,preprocessed,{name},split=test,dataset_size={size}"
-    return f"dataset,preprocessed,imagenet,imagenet_dir={params['imagenet_dir']},dataset_size={size}"
+        return f"dataset,preprocessed,{name},split=test,dataset_size={format_value(params['check_size'])}"
+    return imagenet_query(params, params["imagenet_dir"], params["check_size"])
+
+
+def imagenet_query(params: dict, folder: str, size: int | None) -> tuple[str, dict]:
+    """Return the query of a folder of ImageNet images preprocessed as the model's runs preprocess them."""
+    from axq_mlperf.classifiers import preprocessed_query
+
+    return preprocessed_query({"model_name": params["model_name"], "imagenet_dir": folder,
+                               "loadgen_dataset_size": size})
+
+
+def sample_shape(params: dict) -> tuple[int, ...]:
+    """Return one input sample's shape, C x H x W (ImageNet: the model's crop)."""
+    if params["dataset_name"] != "imagenet":
+        return SAMPLE_SHAPES[params["dataset_name"]]
+    from axq_mlperf.classifiers import preprocessing
+
+    crop = preprocessing(params["model_name"])["image_crop"]
+    return 3, crop, crop
 
 
 def check_params(params: dict) -> None:
@@ -120,7 +138,7 @@ def export_onnx(ctx: BuildContext) -> dict:
     import torch
 
     model = ctx.deps["source"].call("load_model", "cpu")
-    example = torch.zeros(2, *SAMPLE_SHAPES[ctx.params["dataset_name"]])
+    example = torch.zeros(2, *sample_shape(ctx.params))
     batch = torch.export.Dim("batch", min=1)
     program = torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=({0: batch},),
                                 input_names=["input"], output_names=["logits"], verbose=False)
@@ -208,7 +226,7 @@ def quantize_pytorch(ctx: BuildContext, images: Any) -> None:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     model = split_shared_relus(ctx.deps["fp32"].call("load_model", "cpu"))
-    example = (torch.from_numpy(images[:2]),)
+    example = (torch.zeros(2, *images.shape[1:]),)  # two samples: a batch of 1 would fix the batch size
     dynamic = ({0: torch.export.Dim("batch", min=1)},)
     graph = torch.export.export(model, example, dynamic_shapes=dynamic).module()
     prepared = prepare_pt2e(graph, x86_quantizer())
@@ -229,33 +247,39 @@ def x86_quantizer() -> Any:
 
 
 def split_shared_relus(model: Any) -> Any:
-    """Give each use of a ReLU module its own module (torchvision's Bottleneck reuses one).
+    """Give each use of a ReLU module its own module (torchvision's residual blocks reuse one).
 
-    The x86 quantizer annotates a module once; a ReLU called three times in a block would
-    be fused with one convolution and left unquantized after the others.
+    The x86 quantizer annotates a module once: a ReLU called two or three times in a block
+    would be fused with one convolution and leave the others unquantized (or be refused).
     """
     import copy
 
     import torch
 
-    for module in model.modules():
-        if isinstance(module, torch.nn.Module) and type(module).__name__ == "Bottleneck":
-            module.forward = bottleneck_forward(module, [copy.deepcopy(module.relu) for _ in range(3)])
+    for module in list(model.modules()):
+        forward = BLOCK_FORWARDS.get(type(module).__name__)
+        if forward is not None and hasattr(module, "relu"):
+            module.relus = torch.nn.ModuleList(copy.deepcopy(module.relu) for _ in range(3))
+            module.forward = forward.__get__(module)
     return model
 
 
-def bottleneck_forward(block: Any, relus: list) -> Any:
-    """Return torchvision's Bottleneck.forward with a ReLU module per use."""
-    block.relu1, block.relu2, block.relu3 = relus
+def bottleneck_forward(block: Any, x: Any) -> Any:
+    """Run torchvision's Bottleneck with a ReLU module per use."""
+    out = block.relus[0](block.bn1(block.conv1(x)))
+    out = block.relus[1](block.bn2(block.conv2(out)))
+    out = block.bn3(block.conv3(out))
+    return block.relus[2](out + (x if block.downsample is None else block.downsample(x)))
 
-    def forward(x: Any) -> Any:
-        out = block.relu1(block.bn1(block.conv1(x)))
-        out = block.relu2(block.bn2(block.conv2(out)))
-        out = block.bn3(block.conv3(out))
-        identity = x if block.downsample is None else block.downsample(x)
-        return block.relu3(out + identity)
 
-    return forward
+def basic_block_forward(block: Any, x: Any) -> Any:
+    """Run torchvision's BasicBlock with a ReLU module per use."""
+    out = block.relus[0](block.bn1(block.conv1(x)))
+    out = block.bn2(block.conv2(out))
+    return block.relus[1](out + (x if block.downsample is None else block.downsample(x)))
+
+
+BLOCK_FORWARDS = {"Bottleneck": bottleneck_forward, "BasicBlock": basic_block_forward}
 
 
 QUANTIZERS = {"onnx": quantize_onnx, "openvino": quantize_openvino, "pytorch": quantize_pytorch}
