@@ -108,7 +108,7 @@ def test_onnxrt_is_axs_spelling_of_onnxruntime(collection: Path) -> None:
 def test_pytorch_compile_pads_batches_to_compiled_sizes(collection: Path) -> None:
     entry = run("framework=pytorch,compile=true,loadgen_scenario=Server," + SERVER)
     described = entry.results["sut"]["backend"]
-    assert described["compiled"] is True and described["compiled_batch_sizes"] == [1, 2, 4, 8, 16]
+    assert described["compiled"] is True and described["compiled_batch_sizes"] == [1, 2, 4, 8, 16]  # Server: any size
     assert decoded(entry) == decoded(run("framework=pytorch,loadgen_scenario=Offline"))
 
 
@@ -119,7 +119,8 @@ def test_converted_models_are_entries_of_their_own_in_the_plan() -> None:
     node = resolve("loadgen_output,classified_digits,framework=openvino,precision=int8")
     model = node.deps["runtime_model"]
     assert (model.params["format"], model.params["precision"]) == ("openvino", "int8")
-    assert model.deps["fp32"].params["format"] == "openvino" and model.deps["fp32"].deps["onnx"].params["format"] == "onnx"
+    fp32 = model.deps["fp32"]
+    assert fp32.params["format"] == "openvino" and fp32.deps["onnx"].params["format"] == "onnx"
     assert model.deps["calibration"].params["split"] == "train" and model.deps["check"].params["split"] == "test"
     assert "runtime_model" not in resolve("loadgen_output,classified_digits,precision=bf16").deps
 

@@ -1,4 +1,11 @@
-"""Preprocess a data set split into `images.npy` (float32 N x C x H x W) and `labels.npy`.
+"""Preprocess a data set split into `images.npy` (uint8 N x C x H x W) and `labels.npy`.
+
+Storage (axq_mlperf.pixels): the pixels are kept as uint8 levels (255 per unit, 16 for
+scikit-learn's digits), with `normalisation.json` saying how they become model inputs;
+`load_arrays` returns them normalised as float32 on read (memory-mapped: rows are
+normalised as they are taken), the same values normalising before storing gave, at a
+quarter of the size (ImageNet: 147 KiB an image, not 588). ImageNet images are decoded,
+resized and cropped by a thread per core (PIL releases the GIL while it works).
 
 Digits and Fashion-MNIST: pixels scaled to [0, 1], then normalised with a fixed mean and
 standard deviation per data set (of its training images), shape N x 1 x H x W.
@@ -25,6 +32,7 @@ NORMALISE = {  # (mean, std) of the [0, 1] training pixels
     "fashion_mnist": (0.2860, 0.3530),
 }
 SPLITS = {"digits": ("train", "test"), "fashion_mnist": ("train", "test"), "imagenet": ("val",)}
+LEVELS = {"digits": 16, "fashion_mnist": 255, "imagenet": 255}  # stored uint8 levels per unit of [0, 1]
 
 
 def build_grayscale(ctx: Any) -> dict:
@@ -35,11 +43,14 @@ def build_grayscale(ctx: Any) -> dict:
     check_split(name, split)
     images, labels = ctx.deps["dataset"].call("load_split", split)
     count = size_to_use(ctx.params["dataset_size"], len(labels), name, split)
+    from axq_mlperf import pixels
+
     mean, std = NORMALISE[name]
-    ready = ((images[:count] - mean) / std).astype(np.float32)[:, None, :, :]
-    np.save(ctx.path / "images.npy", ready)
+    stored = pixels.to_levels(images[:count], LEVELS[name])[:, None, :, :]
+    np.save(ctx.path / pixels.IMAGES, stored)
+    pixels.write_normalisation(ctx.path, LEVELS[name], mean, std)
     np.save(ctx.path / "labels.npy", labels[:count].astype(np.int64))
-    ctx.log(f"{name} {split}: {count} images, shape {ready.shape}")
+    ctx.log(f"{name} {split}: {count} images, shape {stored.shape}, stored as uint8")
     return {"count": count, "mean": mean, "std": std}
 
 
@@ -51,17 +62,30 @@ def build_imagenet(ctx: Any) -> dict:
     items = ctx.deps["dataset"].call("list_images")
     count = size_to_use(ctx.params["dataset_size"], len(items), "imagenet", "val")
     crop = ctx.params["image_crop"]
-    out = np.lib.format.open_memmap(ctx.path / "images.npy", mode="w+",
-                                    dtype=np.float32, shape=(count, 3, crop, crop))
-    for index, (path, _) in enumerate(ctx.progress(items[:count], total=count,
-                                                   desc="preprocessing")):
-        out[index] = preprocess_image(path, ctx.params)
-    out.flush()
-    del out
+    store_pixels(ctx, [path for path, _ in items[:count]], (count, 3, crop, crop))
     np.save(ctx.path / "labels.npy", np.array([label for _, label in items[:count]],
                                               dtype=np.int64))
     ctx.log(f"imagenet val: {count} images, shape ({count}, 3, {crop}, {crop}), {describe(ctx.params)}")
     return {"count": count}
+
+
+def store_pixels(ctx: Any, paths: list[Path], shape: tuple[int, ...]) -> None:
+    """Write the resized and cropped uint8 pixels of the images, a thread per core, and their normalisation."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from axq_mlperf import pixels
+
+    out = np.lib.format.open_memmap(ctx.path / pixels.IMAGES, mode="w+", dtype=np.uint8, shape=shape)
+    with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
+        cropped = pool.map(crop_pixels, paths, [ctx.params] * len(paths))
+        for index, image in enumerate(ctx.progress(cropped, total=len(paths), desc="preprocessing")):
+            out[index] = image
+    out.flush()
+    del out
+    pixels.write_normalisation(ctx.path, LEVELS["imagenet"], ctx.params["image_mean"], ctx.params["image_std"])
 
 
 def describe(params: dict) -> str:
@@ -71,25 +95,38 @@ def describe(params: dict) -> str:
 
 
 def load_arrays(entry: Any, mmap: bool = True) -> tuple[Any, Any]:
-    """Return (images, labels) of a built entry, memory-mapped read-only when mmap."""
+    """Return (images normalised as float32, labels) of a built entry.
+
+    mmap: the images are an axq_mlperf.pixels.NormalisedImages over the memory-mapped uint8
+    file (normalised as rows are read) and the labels a read-only memmap; else both in memory.
+    """
     import numpy as np
 
+    from axq_mlperf import pixels
+
+    images = pixels.open_images(entry.path)
     if mmap:
-        return np.load(entry.path / "images.npy", mmap_mode="r"), np.load(entry.path / "labels.npy", mmap_mode="r")
-    return np.load(entry.path / "images.npy"), np.load(entry.path / "labels.npy")
+        return images, np.load(entry.path / "labels.npy", mmap_mode="r")
+    return np.asarray(images), np.load(entry.path / "labels.npy")
 
 
 def preprocess_image(path: Path, params: dict) -> Any:
     """Return one image as float32 3 x crop x crop: resize, centre crop, normalise (see the module doc)."""
+    from axq_mlperf.pixels import NormalisedImages
+
+    stored = crop_pixels(path, params)[None]
+    return NormalisedImages(stored, LEVELS["imagenet"], params["image_mean"], params["image_std"])[0]
+
+
+def crop_pixels(path: Path, params: dict) -> Any:
+    """Return one image's uint8 pixels, 3 x crop x crop: RGB, resize, centre crop (what is stored)."""
     import numpy as np
     from PIL import Image
 
     with Image.open(path) as image:
         rgb = image.convert("RGB")
     resized = resize_shorter_side(rgb, params["image_resize"], params["image_interpolation"])
-    pixels = np.asarray(centre_crop(resized, params["image_crop"]), dtype=np.float32)
-    pixels = (pixels / 255.0 - np.array(params["image_mean"])) / np.array(params["image_std"])
-    return pixels.transpose(2, 0, 1).astype(np.float32)
+    return np.asarray(centre_crop(resized, params["image_crop"]), dtype=np.uint8).transpose(2, 0, 1)
 
 
 def resize_shorter_side(image: Any, size: int, interpolation: str = "bilinear") -> Any:

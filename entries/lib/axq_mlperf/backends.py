@@ -51,7 +51,8 @@ class Options:
     framework: str  # a FRAMEWORKS key
     device: str = "cpu"
     precision: str = "fp32"
-    batch_size: int = 32  # the largest batch predict() gets (compiled shapes up to it)
+    batch_size: int = 32  # the largest batch predict() gets
+    batch_sizes: tuple[int, ...] = ()  # compiled: the sizes batches are padded to (): bucket_sizes(batch_size)
     num_threads: int | None = None  # None: the runtime's default (every core)
     compile: bool = False  # PyTorch: torch.compile (always for int8)
     memory_format: str | None = None  # PyTorch: channels_last or contiguous; None: channels_last on CPU
@@ -214,7 +215,7 @@ class TorchBackend:
         assert model.load is not None, "a PyTorch backend needs a PyTorch model"
         self.model = self.prepared(model.load(options.device))
         self.data = torch.empty(0)
-        self.sizes = bucket_sizes(options.batch_size) if self.compiled else ()
+        self.sizes = (options.batch_sizes or bucket_sizes(options.batch_size)) if self.compiled else ()
         self.shapes: set[tuple[int, ...]] = set()  # sample shapes compiled for
 
     @property
@@ -243,7 +244,7 @@ class TorchBackend:
 
         data = torch.from_numpy(images).to(self.options.device, self.dtype)
         self.data = data.contiguous(memory_format=torch.channels_last) if self.channels_last else data
-        if self.sizes and tuple(images.shape[1:]) not in self.shapes:
+        if self.sizes and len(images) and tuple(images.shape[1:]) not in self.shapes:
             self.compile_sizes()
             self.shapes.add(tuple(images.shape[1:]))
 

@@ -65,9 +65,24 @@ class HarnessConfig:
         from axq_mlperf.backends import Options
 
         return Options(framework=self.framework, device=self.device, precision=self.precision,
-                       batch_size=self.batch_size, num_threads=self.num_threads, compile=self.compile,
-                       memory_format=self.memory_format, ov_hint=self.ov_hint, ov_streams=self.ov_streams,
-                       ort_optimization=self.ort_optimization)
+                       batch_size=self.batch_size, batch_sizes=self.batch_sizes, num_threads=self.num_threads,
+                       compile=self.compile, memory_format=self.memory_format, ov_hint=self.ov_hint,
+                       ov_streams=self.ov_streams, ort_optimization=self.ort_optimization)
+
+    @property
+    def batch_sizes(self) -> tuple[int, ...]:
+        """Return the batch sizes the SUT runs in this scenario (a compiled model is padded to them).
+
+        Offline: full batches (the last one padded); SingleStream: 1; MultiStream: a query, or
+        batch_size of it; Server: any size, so powers of two up to batch_size (and 1 for timing).
+        """
+        from axq_mlperf.backends import bucket_sizes
+
+        if self.scenario == "Offline":
+            return (self.batch_size,)
+        if self.scenario in ("SingleStream", "MultiStream"):
+            return (min(self.query_size, self.batch_size),)
+        return bucket_sizes(self.batch_size)
 
     @property
     def query_size(self) -> int:
