@@ -67,9 +67,10 @@ FULL_SIZE = {"digits": 450, "fashion_mnist": 10_000, "imagenet": 50_000}
 
 def build(ctx: BuildContext) -> dict:
     """Write user.conf, run the test in a child, read its logs (and verify a compliance run)."""
-    from axq_mlperf import child, config, planning, results
+    from axq_mlperf import child, config, planning, results, system
 
     params = ctx.params
+    system.require_here(params["system"])  # another machine's results come by axq import, never measured here
     _, labels = ctx.deps["preprocessed"].call("load_arrays")
     refs = reference_runs(ctx) if params["loadgen_compliance_test"] else {}
     settings, calibrate = plan(params, refs, len(labels))

@@ -36,7 +36,7 @@ def run_queries(params: dict) -> dict[str, str]:
     queries = {}
     for scenario in _split(params["scenarios"]):
         base = (f"loadgen_output,{params['benchmark_query']},loadgen_scenario={scenario},"
-                f"loadgen_execution={params['loadgen_execution']},loadgen_mode=")
+                f"loadgen_execution={params['loadgen_execution']},system={params['measuring_system']},loadgen_mode=")
         queries[f"{scenario}_accuracy"] = base + "AccuracyOnly"
         queries[f"{scenario}_performance"] = base + "PerformanceOnly"
         for test in _split(params["compliance_tests"]):
