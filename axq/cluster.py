@@ -183,12 +183,9 @@ def sweep(
     on_row: Callable[[Row], None] | None = None,
 ) -> list[Row]:
     """Run every point of a sweep on a Ray cluster; return one row per point, as `axq.sweeps.sweep` does."""
-    from axq.sweeps import swept_keys
+    from axq.sweeps import sweep_arguments, swept_keys
 
-    query = parse(query) if isinstance(query, str) else query
-    getters = [g for g in getters.split(",") if g] if isinstance(getters, str) else getters
-    if not query.is_sweep:
-        raise UsageError(f"`{query}` sweeps nothing: use `k:=a:b:c` for at least one parameter")
+    query, getters = sweep_arguments(query, getters)
     driver = Driver(Store(work_collection), swept_keys(query), getters, overrides, reporter or Reporter(), on_row)
     driver.points = resolve_points(query, overrides, driver.store)
     for point in driver.points:

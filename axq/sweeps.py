@@ -80,6 +80,15 @@ def run_point(point: Query, swept: list[str], getters: list[str], overrides: dic
     return row
 
 
+def sweep_arguments(query: str | Query, getters: list[str] | str) -> tuple[Query, list[str]]:
+    """Parse a sweep's query and getters (`a,b` or a list); raise UsageError if it sweeps nothing."""
+    query = parse(query) if isinstance(query, str) else query
+    getters = [g for g in getters.split(",") if g] if isinstance(getters, str) else getters
+    if not query.is_sweep:
+        raise UsageError(f"`{query}` sweeps nothing: use `k:=a:b:c` for at least one parameter")
+    return query, getters
+
+
 def sweep(
     query: str | Query,
     getters: list[str] | str,
@@ -90,10 +99,7 @@ def sweep(
     on_row: Callable[[Row], None] | None = None,
 ) -> list[Row]:
     """Run every point of a sweep and return one row per point (swept values, getters, validity)."""
-    query = parse(query) if isinstance(query, str) else query
-    getters = [g for g in getters.split(",") if g] if isinstance(getters, str) else getters
-    if not query.is_sweep:
-        raise UsageError(f"`{query}` sweeps nothing: use `k:=a:b:c` for at least one parameter")
+    query, getters = sweep_arguments(query, getters)
     reporter = reporter or Reporter()
     swept, points, rows = swept_keys(query), query.expand(), []
     check_points(points, overrides, work_collection)

@@ -232,10 +232,14 @@ def test_nodes_advertise_their_fingerprint(work: Path, monkeypatch: pytest.Monke
 
     monkeypatch.setenv("AXQ_TEST_SYSTEM", "machine-q")
     forget_computed_defaults()
-    assert cluster.system_resources() == {"axq_system:machine-q": 1.0}
+    from axq_mlperf import system
+
+    # every fingerprint the recipes compute: the toy's simulated one and the LoadGen runs' real one
+    expected = {"axq_system:machine-q": 1.0, f"axq_system:{system.fingerprint()}": 1.0}
+    assert cluster.system_resources() == expected
     printed = subprocess.run([sys.executable, "-m", "axq.cluster", "resources"], cwd=REPO, text=True,
                              capture_output=True, check=True, env={**os.environ, "AXQ_ENTRIES": str(TOY_RECIPES)})
-    assert json.loads(printed.stdout) == {"axq_system:machine-q": 1.0}
+    assert json.loads(printed.stdout) == expected
 
 
 @pytest.mark.parametrize(("on", "expected"), [("ray", None), ("ray://head:10001", "ray://head:10001")])
