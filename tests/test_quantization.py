@@ -64,12 +64,13 @@ def test_recorded_int8_accuracy_is_what_onnxruntime_itself_gives(collection: Pat
 
 
 def test_a_model_below_accuracy_target_is_refused_naming_both_accuracies(collection: Path) -> None:
-    kept = quantized("onnx", "fashion_mnist")
-    assert kept.get("accuracy_ratio") < 1.0  # int8 loses a little here, so a target of 1 refuses it
+    poor = "calibration_size=1"  # one calibration image: ranges too narrow, a little accuracy lost
+    kept = quantized("onnx", "fashion_mnist", f"{poor},accuracy_target=0")
+    assert kept.get("accuracy_ratio") < 0.999
     with pytest.raises(BuildError, match=r"int8 model keeps 99\.\d\d% of fp32 accuracy \(int8 \d+\.\d{3}%, "
-                                         r"fp32 \d+\.\d{3}%\), below accuracy_target=1\.0"):
-        quantized("onnx", "fashion_mnist", "accuracy_target=1")
-    query = "model,converted,format=onnx,precision=int8,dataset_name=fashion_mnist,accuracy_target=1"
+                                         r"fp32 \d+\.\d{3}%\), below accuracy_target=0\.999"):
+        quantized("onnx", "fashion_mnist", f"{poor},accuracy_target=0.999")
+    query = "model,converted,format=onnx,precision=int8,dataset_name=fashion_mnist,accuracy_target=0.999"
     assert axq.list_entries(query) == []
 
 
