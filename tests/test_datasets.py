@@ -119,10 +119,11 @@ def test_digits_preprocessing(digits: Entry, split: str, count: int) -> None:
     entry = build(f"dataset,preprocessed,digits,split={split}")
     assert entry.dep("dataset").path == digits.path  # the cached original, not a second one
     images, labels = entry.call("load_arrays")
-    assert isinstance(images, np.memmap) and images.shape == (count, 1, 8, 8)
+    assert isinstance(images.raw, np.memmap) and images.raw.dtype == np.uint8, "stored as uint8 levels"
+    assert images.shape == (count, 1, 8, 8)
     assert images.dtype == np.float32 and labels.dtype == np.int64 and entry.results["count"] == count
     raw, raw_labels = digits.call("load_split", split)
-    assert np.allclose(images[:, 0] * 0.3760 + 0.3053, raw, atol=1e-6)
+    assert np.allclose(np.asarray(images[:])[:, 0] * 0.3760 + 0.3053, raw, atol=1e-6)
     assert np.array_equal(labels, raw_labels)
     assert abs(float(images.mean())) < 0.05 and abs(float(images.std()) - 1) < 0.05
 
