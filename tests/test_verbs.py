@@ -35,7 +35,8 @@ def test_main_help_lists_every_verb_from_the_registry(work, axq_cli):
     ("args", "fragments"),
     [
         (["list", "--force"], ["`axq list` takes no option `--force`", "`axq rm`", "`axq byquery ... , remove`"]),
-        (["plan", "number", "--csv=x"], ["`axq plan` takes no option `--csv`", "`axq sweep` and `axq explore` take it"]),
+        (["plan", "number", "--csv=x"],
+         ["`axq plan` takes no option `--csv`", "`axq sweep` and `axq explore` take it"]),
         (["byname", "x", "--sort=y"], ["`axq byname` takes no option `--sort`", "`axq list` takes it"]),
         (["list", "--colums=value"], ["did you mean `--columns`?"]),
         (["byquery", "number", "--jsn", ",", "get", "doubled"], ["did you mean `--json`?", "--jsn=VALUE"]),
