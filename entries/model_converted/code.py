@@ -22,7 +22,6 @@ axq_mlperf.backends needs; a PyTorch int8 entry also has `load_model`, like any 
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any
 
 from axq.errors import BuildError, ParameterError
@@ -294,26 +293,12 @@ def load_model(entry: Entry, device: str = "cpu") -> Any:
 
 
 def load_program(path: Any) -> Any:
-    """Return the module of a saved quantized program (its quantized ops and int8 lowerings set up first)."""
+    """Return the module of a saved quantized program, torchao's quantized ops and inductor passes registered."""
     import torch
+    import torchao.quantization.pt2e.quantize_pt2e  # the quantized ops the program calls
+    import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401  (inductor's int8 fusions)
 
-    set_up_int8_lowering()
     return torch.export.load(str(path)).module()
-
-
-@functools.cache
-def set_up_int8_lowering() -> None:
-    """Run prepare_pt2e once, on a tiny model, in this process, before compiling a saved int8 program.
-
-    Found by measurement, cause not pinned down: a saved PT2E program loaded in a fresh
-    process compiles (inductor, freezing) to slow kernels unless prepare_pt2e with the x86
-    quantizer has run in that process first (ResNet50, batch 32: 26 samples/s, not 140).
-    """
-    import torch
-    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
-
-    tiny = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()).eval()
-    prepare_pt2e(torch.export.export(tiny, (torch.zeros(1, 3, 8, 8),)).module(), x86_quantizer())
 
 
 # ----------------------------------------------------------------------------- accuracy check
