@@ -63,6 +63,25 @@ def gate(tmp_path) -> Path:
     return directory
 
 
+def quiet_threshold(margin: float = 0.15, window_s: float = 0.5) -> float:
+    """Return a contention threshold `margin` above what the rest of the machine uses right now.
+
+    Quiet-run tests check that a run's own processes are never counted as other processes'.
+    On a shared machine the background is not zero, so the threshold sits just over it: a run
+    whose own share (asserted above `margin`) were miscounted as others' would be flagged.
+    """
+    import time
+
+    from axq import measure
+
+    start = measure.sample()
+    time.sleep(window_s)  # the window the background is measured over, not a wait for an event
+    end = measure.sample()
+    assert start is not None and end is not None, "needs /proc"
+    other, _ = measure.shares(start, end)
+    return round(min(0.95, other + margin), 3)
+
+
 def axq_subprocess(*args: str, **kwargs) -> subprocess.Popen:
     """Start `python -m axq ARGS` as a real process (environment inherited)."""
     return subprocess.Popen([sys.executable, "-m", "axq", *args], cwd=REPO, text=True,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import ray
 
 import axq
 from axq import cluster
@@ -31,7 +32,6 @@ from axq.resolve import resolve
 
 from .conftest import REPO, TOY_RECIPES
 
-ray = pytest.importorskip("ray")
 NODES = ("a", "b")
 TIMEOUT = 90  # seconds: far more than any of these sweeps needs
 

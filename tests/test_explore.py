@@ -213,11 +213,6 @@ def test_mlperf_plan_scores_with_two_runs_against_fp32_pytorch():
     Plan.read("loadgen_program", offline)  # the kernel accepts it
 
 
-LOADGEN_RECIPE = Path(__file__).resolve().parent.parent / "entries" / "loadgen_program" / "recipe.json"
-LOADGEN_EXPLORES = "explore" in json.loads(LOADGEN_RECIPE.read_text())
-
-
-@pytest.mark.skipif(not LOADGEN_EXPLORES, reason="entries/loadgen_program names no explore hook yet (issue 11)")
 def test_a_real_digits_exploration_and_its_rerun(collection):
     query = "loadgen_output,classified_digits,precision:=fp32:bf16:fp16,batch_size=32"
     rows = explore(query, reporter=QUIET)
