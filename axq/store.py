@@ -127,9 +127,7 @@ class Store:
 
     def recipe_roots(self) -> tuple[str, ...]:
         """Return the recipe roots of collection entries in this work collection, in build order."""
-        text = read_text(self.path(COLLECTIONS))
-        roots = json.loads(text) if text else {}
-        return tuple(root for name, root in roots.items() if self.entry_dir(name))
+        return tuple(root for name, root in self._roots().items() if self.entry_dir(name))
 
     def note_recipe_root(self, name: str, results: dict) -> None:
         """Add an entry's recipes to the search path if its results name a `recipe_root`."""
@@ -193,9 +191,10 @@ class Store:
 
     def forget(self, identity: str) -> None:
         """Drop an identity from the index and clear the memo."""
+        import contextlib
         import shutil
 
-        with _Missing():
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path(".index", "ids", identity))
         shutil.rmtree(self.path(".index", "memo"), ignore_errors=True)
 
@@ -221,41 +220,25 @@ class Store:
 
 
 class _Writing:
-    """Context of writes to a collection (a class: contextlib is not on the cached path)."""
+    """Context of writes to a collection (a class, not contextlib: this module is on the cached path)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
     def __enter__(self) -> None:
-        self._check(lambda: os.makedirs(self.store.root, exist_ok=True))
-
-    def __exit__(self, kind: type | None, error: BaseException | None, trace: object) -> None:
-        if isinstance(error, (FileNotFoundError, NotADirectoryError, FileExistsError, PermissionError)):
-            self._raise(error)
-
-    def _check(self, step: object) -> None:
         try:
-            step()  # type: ignore[operator]
-        except (FileNotFoundError, NotADirectoryError, FileExistsError, PermissionError) as error:
-            self._raise(error)
+            os.makedirs(self.store.root, exist_ok=True)
+        except OSError as error:
+            self.__exit__(type(error), error, None)
             raise
 
-    def _raise(self, error: OSError) -> None:
-        """Raise WorkCollectionError if the OS error is about the collection itself."""
-        if self.store._is_ours(error):
+    def __exit__(self, kind: type | None, error: BaseException | None, trace: object) -> None:
+        """Raise WorkCollectionError for an OS error about the collection itself (not a file a recipe reads)."""
+        unusable = (FileNotFoundError, NotADirectoryError, FileExistsError, PermissionError)
+        if isinstance(error, unusable) and self.store._is_ours(error):
             from axq.errors import WorkCollectionError
 
             raise WorkCollectionError(f"work collection {self.store.root} cannot be used: {_problem(error)}") from None
-
-
-class _Missing:
-    """Suppress FileNotFoundError (contextlib.suppress without importing contextlib)."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type | None, error: BaseException | None, trace: object) -> bool:
-        return isinstance(error, FileNotFoundError)
 
 
 def _problem(error: OSError) -> str:
