@@ -11,15 +11,11 @@ from __future__ import annotations
 import json
 import os
 import queue
-import select
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +28,7 @@ from axq.measure import LOCK_ENV
 from axq.progress import Reporter
 from axq.resolve import resolve
 from tests.conftest import REPO, quiet_threshold
+from tests.processes import gone, lines_of, wait_for_line, watching
 
 use_libraries()  # axq_mlperf, as recipe code imports it
 
@@ -396,26 +393,8 @@ def start_run(env: dict[str, str], *settings: str) -> subprocess.Popen:
                             cwd=REPO, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def lines_of(stream: object) -> queue.Queue:
-    """Read a stream's lines in a thread into a queue (None at the end)."""
-    found: queue.Queue = queue.Queue()
-
-    def pump() -> None:
-        for text in stream:  # type: ignore[attr-defined]
-            found.put(text)
-        found.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return found
 
 
-def wait_for_line(found: queue.Queue, piece: str, timeout_s: float = 120) -> str:
-    """Return the first queued line containing `piece` (failing at the end or after timeout_s)."""
-    deadline = time.monotonic() + timeout_s
-    while (text := found.get(timeout=max(0.01, deadline - time.monotonic()))) is not None:
-        if piece in text:
-            return text
-    pytest.fail(f"no line with {piece!r}")
 
 
 def harness_child(parent: int) -> int:
@@ -431,23 +410,8 @@ def harness_child(parent: int) -> int:
     pytest.fail(f"no harness.py child of pid {parent}")
 
 
-@contextmanager
-def watching(pid: int) -> Iterator[int]:
-    """Yield a pidfd of a process; kill it afterwards if a failed test left it running."""
-    pidfd = os.pidfd_open(pid)
-    try:
-        yield pidfd
-    finally:
-        if not gone(pidfd, 0):
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        os.close(pidfd)
 
 
-def gone(pidfd: int, timeout_s: float) -> bool:
-    """Return whether the process behind pidfd has ended, waiting at most timeout_s."""
-    poller = select.poll()
-    poller.register(pidfd, select.POLLIN)
-    return bool(poller.poll(int(timeout_s * 1000)))
 
 
 def in_the_middle(build: subprocess.Popen) -> tuple[queue.Queue, int]:

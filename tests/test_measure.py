@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from axq import measure
 from axq.measure import Sample, measurement
 from tests.conftest import REPO, quiet_threshold
+from tests.processes import lines_of, wait_for_line
 from tests.test_process import release, start_measured_build, wait_started
 
 QUIET_THRESHOLD = 0.25
@@ -238,26 +236,8 @@ def measure_env(work: Path, tmp_path: Path) -> dict[str, str]:
     return {**os.environ, measure.LOCK_ENV: str(tmp_path / "measure.lock")}
 
 
-def lines_of(stream: Any) -> queue.Queue:
-    """Read a stream's lines in a thread into a queue (None at the end)."""
-    found: queue.Queue = queue.Queue()
-
-    def pump() -> None:
-        for text in stream:
-            found.put(text)
-        found.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return found
 
 
-def wait_for_line(found: queue.Queue, piece: str, timeout_s: float = 60) -> str:
-    """Return the first queued line containing `piece` (failing at the end or after timeout_s)."""
-    deadline = time.monotonic() + timeout_s
-    while (text := found.get(timeout=max(0.01, deadline - time.monotonic()))) is not None:
-        if piece in text:
-            return text
-    pytest.fail(f"no line with {piece!r}")
 
 
 def manifest_of(collection: Path) -> dict:

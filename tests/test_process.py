@@ -8,20 +8,19 @@ bounded timeout: no sleeps.
 from __future__ import annotations
 
 import os
-import select
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from axq import process
 from tests.conftest import REPO
+from tests.processes import gone, watching
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs Linux pidfds")
 
@@ -63,16 +62,6 @@ def start_parent() -> tuple[subprocess.Popen, int]:
     return parent, int(lines[0][1])
 
 
-@contextmanager
-def watching(pid: int) -> Iterator[int]:
-    """Yield a pidfd of a process; kill the process afterwards if a failed test left it running."""
-    pidfd = os.pidfd_open(pid)
-    try:
-        yield pidfd
-    finally:
-        if not gone(pidfd, 0):
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        os.close(pidfd)
 
 
 @pytest.fixture
@@ -85,11 +74,6 @@ def parent_and_child() -> Iterator[tuple[subprocess.Popen, int, int]]:
     parent.communicate()
 
 
-def gone(pidfd: int, timeout_s: float) -> bool:
-    """Return whether the process behind pidfd has ended, waiting at most timeout_s."""
-    poller = select.poll()
-    poller.register(pidfd, select.POLLIN)
-    return bool(poller.poll(int(timeout_s * 1000)))
 
 
 def test_child_dies_within_2s_of_kill_9_of_its_parent(parent_and_child):
