@@ -300,7 +300,10 @@ def run_remote(driver: Driver, points: list[Point]) -> None:
             point = pending.pop(ready[0])
             _take(driver, point, ready[0])
     except (KeyboardInterrupt, Interrupted):
-        for ref in pending:
+        # Cancel only what is still running: force-cancelling a task that has just finished
+        # trips a check inside Ray 2.60's driver ("Tried to complete task that was not pending").
+        _, running = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+        for ref in running:
             ray.cancel(ref, force=True)
         raise SweepInterrupted(driver.rows()) from None
 
