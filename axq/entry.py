@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
     from axq.measure import Measurement
+    from axq.process import Child
     from axq.progress import Reporter
+    from axq.zygote import WarmChild, Zygote
 
 # Manifest fields readable with `get` besides getters, results and parameters.
 MANIFEST_KEYS = ("name", "identity", "recipe", "tags", "params", "results", "deps", "provenance", "measurement")
@@ -159,7 +161,7 @@ class BuildContext:
         self.reporter = reporter
         self.name = name
         self.used: dict[str, Entry] = {}
-        self.children: list[subprocess.Popen] = []
+        self.children: list[Child] = []
         self.measurements: list[Measurement] = []
         self._fetch = fetch
 
@@ -193,6 +195,17 @@ class BuildContext:
         from axq import process
 
         child = process.spawn(args, **popen_kwargs)
+        self.children.append(child)
+        return child
+
+    def spawn_warm(self, zygote: Zygote, script: str | os.PathLike, args: list[str],
+                   cwd: str | os.PathLike) -> WarmChild:
+        """Start `python script args` in cwd forked from a zygote (see axq.zygote), a child as spawn's are.
+
+        Its output (stdout and stderr) is its `stdout`. Raise axq.zygote.Unavailable if the
+        zygote has died: start the script cold then.
+        """
+        child = zygote.start(os.fspath(script), args, cwd)
         self.children.append(child)
         return child
 

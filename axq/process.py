@@ -13,6 +13,10 @@ A child started with `spawn` dies with this process however it dies:
   turns SIGTERM and SIGHUP into KeyboardInterrupt, so a build cleans up (and stops its
   children before it reports the interruption) as it does on Ctrl-C.
 
+A child need not be a `subprocess.Popen`: anything with a pid, a returncode, `poll` and
+`wait` (a `Child`; axq.zygote's warm children) is registered with `adopt` and stopped the
+same way.
+
 Each child leads a process group of its own, so stopping it also stops what it started in
 that group. A terminal's Ctrl-C goes to the foreground group, axq's: the child does not get
 it, and axq stops the child in its clean-up, before it says "interrupted". A child in its
@@ -33,13 +37,27 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 PR_SET_PDEATHSIG = 1
 
-_live: set[subprocess.Popen] = set()
+_live: set[Child] = set()
 _live_lock = threading.Lock()
 _hooked: list[bool] = []
+
+
+class Child(Protocol):
+    """What axq needs of a child process to stop it: subprocess.Popen has it, so do warm children."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
 
 
 class Terminated(KeyboardInterrupt):
@@ -63,14 +81,21 @@ def _start(args: Any, popen_kwargs: dict[str, Any]) -> subprocess.Popen:
     if "preexec_fn" in popen_kwargs or "process_group" in popen_kwargs:
         raise TypeError("spawn sets preexec_fn and process_group itself")
     with _live_lock:
-        process = subprocess.Popen(args, preexec_fn=_child_setup(os.getpid()), process_group=0, **popen_kwargs)
+        process = subprocess.Popen(args, preexec_fn=child_setup(os.getpid()), process_group=0, **popen_kwargs)
         _live.add(process)
     return process
 
 
-def _child_setup(parent: int) -> Callable[[], None] | None:
-    """Return what the forked child runs before exec: ask for SIGKILL when the parent dies."""
-    prctl = _prctl()
+def adopt(child: Child) -> None:
+    """Register a child started otherwise (it leads its own process group): stop_children stops it too."""
+    _hook_atexit()
+    with _live_lock:
+        _live.add(child)
+
+
+def child_setup(parent: int) -> Callable[[], None] | None:
+    """Return what a forked child runs first: ask for SIGKILL when the parent dies (None: not Linux)."""
+    prctl = libc_prctl()
     if prctl is None:
         return None
 
@@ -82,7 +107,7 @@ def _child_setup(parent: int) -> Callable[[], None] | None:
     return setup
 
 
-def _prctl() -> Callable[..., int] | None:
+def libc_prctl() -> Callable[..., int] | None:
     """Return libc's prctl on Linux (looked up in the parent: the child must not load libraries)."""
     if not sys.platform.startswith("linux"):
         return None
@@ -129,7 +154,7 @@ def _spawner() -> _Spawner:
         return _spawners[0]
 
 
-def live_children() -> list[subprocess.Popen]:
+def live_children() -> list[Child]:
     """Return the spawned children that have not been reaped yet (reaping those that ended)."""
     with _live_lock:
         ended = {p for p in _live if p.poll() is not None}
@@ -137,7 +162,7 @@ def live_children() -> list[subprocess.Popen]:
         return list(_live)
 
 
-def stop_children(grace_s: float = 2.0, children: Iterable[subprocess.Popen] | None = None) -> list[int]:
+def stop_children(grace_s: float = 2.0, children: Iterable[Child] | None = None) -> list[int]:
     """Stop children (all spawned ones by default): SIGTERM, then SIGKILL after grace_s; reap them.
 
     Return the pids of those that were still running.
@@ -156,13 +181,13 @@ def stop_children(grace_s: float = 2.0, children: Iterable[subprocess.Popen] | N
     return [p.pid for p in running]
 
 
-def _signal_group(process: subprocess.Popen, signum: int) -> None:
+def _signal_group(process: Child, signum: int) -> None:
     """Send a signal to the process group the child leads (gone already: nothing to do)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signum)
 
 
-def _wait_until(process: subprocess.Popen, deadline: float) -> None:
+def _wait_until(process: Child, deadline: float) -> None:
     """Wait for a child until a monotonic deadline."""
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=max(0.0, deadline - time.monotonic()))

@@ -398,16 +398,27 @@ def start_run(env: dict[str, str], *settings: str) -> subprocess.Popen:
 
 
 def harness_child(parent: int) -> int:
-    """Return the pid of the LoadGen harness process that `parent` started (from /proc)."""
-    for name in filter(str.isdigit, os.listdir("/proc")):
+    """Return the pid of the LoadGen harness process that `parent` started (from /proc).
+
+    A cold child is `python harness.py`; a warm one, forked by parent's zygote (axq.zygote),
+    has the zygote's command line and is named harness.py.
+    """
+    from axq.measure import process_table
+
+    table = process_table()
+    ours, found = {parent}, True
+    while found:
+        found = {pid for pid, (ppid, _) in table.items() if ppid in ours} - ours
+        ours |= found
+    for pid in sorted(ours - {parent}):
         try:
-            stat = Path(f"/proc/{name}/stat").read_text()
-            command = Path(f"/proc/{name}/cmdline").read_bytes()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
         except OSError:
             continue
-        if int(stat[stat.rindex(")") + 2:].split()[1]) == parent and b"harness.py" in command:
-            return int(name)
-    pytest.fail(f"no harness.py child of pid {parent}")
+        if b"harness.py" in command or name == "harness.py":
+            return pid
+    pytest.fail(f"no harness.py process under pid {parent}")
 
 
 
