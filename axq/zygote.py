@@ -87,6 +87,7 @@ class Zygote:
             self.control.close()
             raise Unavailable(f"the zygote did not start: {error}") from None
         self._wait_ready()
+        self.ready_at = time.time()
 
     def _wait_ready(self) -> None:
         """Wait until the zygote has imported its modules; stop it and raise Unavailable if it does not."""

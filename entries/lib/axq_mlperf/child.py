@@ -88,10 +88,12 @@ def starter(ctx: BuildContext, script: Path, args: list[str]) -> Callable[[], Ch
 
     def forked() -> Child:
         try:
-            return ctx.spawn_warm(warm, script, args, cwd=ctx.path)
+            child = ctx.spawn_warm(warm, script, args, cwd=ctx.path)
         except zygote.Unavailable as why:
             ctx.log(f"starting the LoadGen child cold: {why}")
             return cold()
+        ctx.log(f"LoadGen child pid {child.pid}: started warm, forked by zygote pid {warm.process.pid}")
+        return child
 
     return forked
 
