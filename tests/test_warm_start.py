@@ -150,6 +150,17 @@ def test_a_zygote_that_cannot_import_its_modules_is_unavailable() -> None:
         zygote.ready(("no_such_module_here",), {**os.environ, "PYTHONPATH": str(REPO)})
 
 
+def test_a_dead_zygote_is_unavailable_and_replaced(script: Path, tmp_path: Path) -> None:
+    dead = light_zygote()
+    with watching(dead.process.pid) as pidfd:
+        os.kill(dead.process.pid, 9)
+        assert gone(pidfd, 5.0)
+    with pytest.raises(zygote.Unavailable, match="the zygote"):
+        dead.start(str(script), ["ok"], tmp_path)
+    fresh = light_zygote()
+    assert fresh is not dead and finished(fresh.start(str(script), ["ok"], tmp_path))[1] == 0
+
+
 @pytest.mark.parametrize(("value", "on"), [("0", False), ("off", False), ("1", True), (None, True)])
 def test_the_switch(monkeypatch: pytest.MonkeyPatch, value: str | None, on: bool) -> None:
     if value is None:
@@ -231,6 +242,16 @@ def test_the_zygote_is_ready_before_the_measurement_starts(collection: Path, mon
     _, keeper = warm_line(entry)
     warm = zygote.ready(WARM_MODULES, child_env())
     assert warm.process.pid == keeper and warm.ready_at < entry.manifest["measurement"]["start"]
+
+
+def test_a_run_starts_cold_when_the_zygote_cannot_start(collection: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from axq_mlperf import child
+
+    monkeypatch.setattr(child, "WARM_MODULES", ("no_such_runtime",))
+    entry = run("loadgen_mode=PerformanceOnly,loadgen_duration_s=0.32")
+    log = (entry.path / "build.log").read_text()
+    assert "starting the LoadGen child cold: the zygote did not start: ModuleNotFoundError: No module named" in log
+    assert "started warm" not in log and entry.results["valid"] is True
 
 
 def test_a_failing_warm_childs_reason_reaches_the_user(collection: Path) -> None:
