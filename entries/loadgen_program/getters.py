@@ -113,3 +113,25 @@ def latency_bound_ms(entry: Entry) -> float:
     if entry.params.get("loadgen_scenario") != "Server" or not isinstance(bound, (int, float)):
         raise GetterError(f"entry `{entry.name}` is no Server run: it has no latency bound")
     return bound / 1e6
+
+
+def latency_breakdown(entry: Entry) -> dict:
+    """Return where the run's time went per sample: queue, inference, response, end to end (ms), harness share.
+
+    Each part has mean, p50, p90 and p99; the parts' means sum to the end-to-end mean.
+    `loadgen_mean_ms` is LoadGen's own mean latency (performance runs), `harness_share`
+    the SUT's time spent on batches other than inference, `harness_us_per_batch` that per
+    batch. The raw times are in the entry's latency_breakdown.npz (axq_mlperf.breakdown).
+    """
+    found = entry.results.get("latency_breakdown")
+    if not found:
+        raise GetterError(f"entry `{entry.name}` has no latency breakdown (built before recipe version 9); "
+                          "remove it and query again")
+    return dict(found)
+
+
+def profile_files(entry: Entry) -> list[str]:
+    """Return the paths of the runtime's profile of the run (profile=true)."""
+    if "profile" not in entry.results:
+        raise GetterError(f"entry `{entry.name}` was not profiled; query with profile=true")
+    return [str(entry.path / name) for name in entry.results["profile"]]

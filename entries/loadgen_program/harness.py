@@ -3,22 +3,28 @@
 The recipe's build starts this script in a fresh process per test, in the output entry's
 directory (axq_mlperf.child), because LoadGen loads its embedded mlperf.conf only on the
 first `TestSettings.FromConfig` call of a process. config.json is an
-axq_mlperf.config.HarnessConfig. The steps: open the data set and model entries with
-`axq.entry.Entry.at`, load the samples (`load_arrays`) and open the model in the run's
-backend (axq_mlperf.backends: PyTorch, ONNX Runtime or OpenVINO, behind one seam), warm the
-model up and time it, turn the timings into the user.conf values the user left null, run
-the test, and leave LoadGen's logs in the current directory.
+axq_mlperf.config.HarnessConfig. The steps: load the samples from the data set entry
+(`load_arrays`), start the SUT's instances (each opens the model entry in the run's
+backend, axq_mlperf.backends: PyTorch, ONNX Runtime or OpenVINO, behind one seam), warm
+them up and time them, turn the timings into the user.conf values the user left null, run
+the test, and leave LoadGen's logs, the SUT's statistics, the latency breakdown and (with
+profile=true) the runtime's profile in the current directory.
 
-The system under test: the QSL holds the loaded samples in the backend; a
-worker thread takes chunks of samples off a queue that LoadGen's issuing thread fills,
-runs them in batches of up to batch_size (for Server, waiting at most server_max_wait_ms
-to fill one), and completes each batch with one QuerySamplesComplete call. A model that
-raises ends the process at once with its reason in error.json, so LoadGen never hangs;
-an axq.errors.AxqError's message is the user's, anything else is reported with its type.
+The system under test (`Sut`): num_instances copies of the model, each on a thread of its
+own pinned to disjoint cores (pin_cores), take chunks of samples off one queue that
+LoadGen's issuing thread fills, run them in batches of up to batch_size (for Server,
+waiting at most server_max_wait_ms to fill one), and complete each batch with one
+QuerySamplesComplete call. Threads, not processes: the runtimes release the GIL while
+they compute, so one process shares the loaded samples and LoadGen's responses without
+copies. A model that raises ends the process at once with its reason in error.json, so
+LoadGen never hangs; an axq.errors.AxqError's message is the user's, anything else is
+reported with its type.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import math
 import os
@@ -29,7 +35,6 @@ import time
 import traceback
 from concurrent.futures import Future
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import mlperf_loadgen as lg
@@ -37,145 +42,326 @@ import numpy as np
 
 from axq.entry import Entry
 from axq.errors import BuildError
-from axq_mlperf import backends, scenarios, userconf
+from axq_mlperf import backends, breakdown, scenarios, userconf
 from axq_mlperf.child import report_failure
 from axq_mlperf.config import HarnessConfig
-from axq_mlperf.results import CALIBRATION, SUT_STATS
+from axq_mlperf.results import BREAKDOWN, BREAKDOWN_RAW, CALIBRATION, PROFILE, PROFILE_DIR, SUT_STATS
 
 # Timed targets and query floors aim this far above the measured speed: a fresh process
 # runs up to ~1.5x faster after its first seconds (seen here), and a run that outpaces its
 # target ends before min_duration (INVALID). Too high only lengthens a short run.
 MARGIN = 2.0
+# A valid Offline run: timed this long after this long a warm-up, aimed at this share of the
+# timed speed: 1.1 x 600 s x 0.97 = 640 s if the run keeps the speed, 600-700 s within -8%/+7%.
+VALID_WARMUP_S, VALID_TIMING_S, VALID_MARGIN = 10.0, 10.0, 0.97
+PROFILE_BATCHES = 20
 SERVER_QPS_CAP = 10_000  # queries/s a Python SUT issues one by one without falling behind
 SCENARIOS = {name: getattr(lg.TestScenario, name) for name in scenarios.SCENARIOS}
 MODES = {name: getattr(lg.TestMode, name) for name in scenarios.MODES}
 
 
-# ----------------------------------------------------------------------------- model
-
-
-class Runner:
-    """Hold LoadGen's loaded samples in the backend and run batches of them: predicted classes."""
-
-    def __init__(self, backend: backends.Backend, images: Any) -> None:
-        self.backend, self.images = backend, images
-        self.rows = np.full(len(images), -1, dtype=np.int64)
-
-    def load(self, indices: list[int]) -> None:
-        """Hold these samples in the backend, ready to batch (LoadGen's load callback)."""
-        order = np.asarray(sorted(set(indices)), dtype=np.int64)
-        self.rows[:] = -1
-        self.rows[order] = np.arange(len(order))
-        self.backend.hold(np.ascontiguousarray(self.images[order], dtype=np.float32))
-
-    def unload(self, indices: list[int]) -> None:
-        """Drop the loaded samples (LoadGen's unload callback)."""
-        self.backend.hold(np.empty((0, *self.images.shape[1:]), dtype=np.float32))
-
-    def predict(self, indices: list[int]) -> np.ndarray:
-        """Return the int64 predicted class of each loaded sample index."""
-        return self.backend.predict(self.rows[indices])
-
-
-def warm_up(worker: Worker, size: int, batches: int = 2) -> list:
-    """Run a few batches of size (responses made, none sent); return the samples used."""
-    count = len(worker.runner.images)
-    samples = [SimpleNamespace(id=i, index=i % count) for i in range(size)]
-    worker.runner.load([sample.index for sample in samples])
-    for _ in range(batches):
-        worker.respond(samples)
-    return samples
-
-
-def time_batches(worker: Worker, size: int, seconds: float) -> float:
-    """Return the median seconds of a batch of size, responses included, after a warm-up."""
-    samples = warm_up(worker, size, 1)
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < 3 or time.perf_counter() - start < seconds:
-        began = time.perf_counter()
-        worker.respond(samples)
-        times.append(time.perf_counter() - began)
-    return float(np.median(times))
-
-
 # ----------------------------------------------------------------------------- SUT
 
 
-class Worker:
-    """Take chunks of query samples off a queue, run them in batches, complete them."""
+class Instance:
+    """One copy of the model on its own cores and thread: takes batches off the SUT's queue.
 
-    def __init__(self, runner: Runner, batch_size: int, max_wait_s: float | None) -> None:
-        self.runner, self.batch_size, self.max_wait_s = runner, batch_size, max_wait_s
+    Its thread pins itself to its cores (when it has any), then opens the backend, so the
+    runtime's own threads, created from it, inherit the pinning. It holds its own copy of
+    the loaded samples (`rows` maps a data set index to its row there), predicts batches
+    and completes them, recording the times of each (see Records).
+    """
+
+    def __init__(self, number: int, cores: list[int] | None, options: backends.Options, model: str,
+                 images: Any, sut: Sut) -> None:
+        self.number, self.cores, self.options, self.model = number, cores, options, model
+        self.images, self.sut = images, sut
+        self.rows = np.full(len(images), -1, dtype=np.int64)
+        self.backend: backends.Backend | None = None
+        self.described: dict[str, Any] = {}
+        self.records = Records()
         self.busy_s, self.batches, self.samples = 0.0, 0, 0
-        self.buffer_size = len(runner.images)
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self.loop, name="sut-worker", daemon=True)
-        self.thread.start()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self.main, name=f"sut-instance-{number}", daemon=True)
 
-    def issue(self, samples: list) -> None:
-        """Queue LoadGen's samples in chunks of up to batch_size (LoadGen's issue callback)."""
-        for start in range(0, len(samples), self.batch_size):
-            self.queue.put(samples[start:start + self.batch_size])
-
-    def flush(self) -> None:
-        """Nothing to flush: every queued chunk runs as soon as the worker can take it."""
-
-    def stop(self) -> None:
-        """End the worker thread after what is queued."""
-        self.queue.put(None)
-        self.thread.join()
-
-    def run_here(self, function: Any, *args: Any) -> Any:
-        """Call function on the worker thread and return its result (timings match the test)."""
-        future: Future = Future()
-        self.queue.put((future, function, args))
-        return future.result()
-
-    def loop(self) -> None:
-        """Run batches until stopped; on any error, report it and end the process."""
+    def main(self) -> None:
+        """Pin, open the backend, then run batches until stopped; on any error, report it and end the process."""
         try:
+            if self.cores is not None:
+                os.sched_setaffinity(0, self.cores)
+            self.backend = backends.open_backend(Entry.at(self.model), self.options)
+            self.described = self.backend.describe()  # here: threads are a setting of the calling thread
+            self.ready.set()
             while (batch := self.next_batch()) is not None:
                 self.complete(batch)
         except BaseException as error:
             fail(error)
 
-    def next_batch(self) -> list | None:
-        """Return the next batch: one chunk, topped up to batch_size when waiting is allowed."""
-        batch = self.queue.get()
-        while isinstance(batch, tuple):
-            future, function, args = batch
-            future.set_result(function(*args))
-            batch = self.queue.get()
-        if batch is None or self.max_wait_s is None:
+    def load(self, indices: list[int]) -> None:
+        """Hold these samples in the backend, ready to batch."""
+        order = np.asarray(sorted(set(indices)), dtype=np.int64)
+        self.rows[:] = -1
+        self.rows[order] = np.arange(len(order))
+        self.runtime.hold(np.ascontiguousarray(self.images[order], dtype=np.float32))
+
+    def unload(self) -> None:
+        """Drop the loaded samples."""
+        self.runtime.hold(np.empty((0, *self.images.shape[1:]), dtype=np.float32))
+
+    @property
+    def runtime(self) -> backends.Backend:
+        """Return the opened backend."""
+        assert self.backend is not None, "the instance's backend is not open yet"
+        return self.backend
+
+    def predict(self, indices: list[int]) -> np.ndarray:
+        """Return the int64 predicted class of each loaded sample index."""
+        return self.runtime.predict(self.rows[indices])
+
+    def next_batch(self) -> Batch | None:
+        """Return the next batch: one chunk, topped up to batch_size when waiting is allowed.
+
+        Calls queued by `Sut.on_each` run here as they come; None ends the loop.
+        """
+        item = self.sut.queue.get()
+        while isinstance(item, Call):
+            item.run(self)
+            item = self.sut.queue.get()
+        if item is None:
+            return None
+        batch = Batch([item])
+        limit, wait = self.sut.batch_size, self.sut.max_wait_s
+        if wait is None:
             return batch
-        deadline = time.perf_counter() + self.max_wait_s
-        while len(batch) < self.batch_size and (left := deadline - time.perf_counter()) > 0:
+        deadline = time.perf_counter() + wait
+        while batch.size < limit and (left := deadline - time.perf_counter()) > 0:
             try:
-                more = self.queue.get(timeout=left)
+                more = self.sut.queue.get(timeout=left)
             except queue.Empty:
                 break
-            if more is None:
-                self.queue.put(None)
+            if not isinstance(more, Chunk):  # the end, or a call: for the next batch
+                self.sut.queue.put(more)
                 break
-            batch = batch + more
+            batch.chunks.append(more)
         return batch
 
-    def respond(self, batch: list) -> tuple[np.ndarray, list]:
-        """Predict a batch; return the int64 classes and LoadGen responses pointing at them."""
-        predictions = self.runner.predict([sample.index for sample in batch])
-        address, size = predictions.ctypes.data, predictions.itemsize
-        return predictions, [lg.QuerySampleResponse(sample.id, address + i * size, size)
-                             for i, sample in enumerate(batch)]
+    def respond(self, ids: list[int], indices: list[int]) -> tuple[np.ndarray, list]:
+        """Predict samples; return the int64 classes and LoadGen responses pointing at them."""
+        predictions = self.predict(indices)
+        return predictions, responses(predictions, ids)
 
-    def complete(self, batch: list) -> None:
+    def complete(self, batch: Batch) -> None:
         """Answer a batch with one QuerySamplesComplete call (predictions kept alive till then)."""
-        began = time.perf_counter()
-        predictions, responses = self.respond(batch)
-        lg.QuerySamplesComplete(responses)
+        ids, indices = batch.samples()
+        began = time.perf_counter_ns()
+        predictions = self.predict(indices)
+        inferred = time.perf_counter_ns()
+        lg.QuerySamplesComplete(responses(predictions, ids))
+        done = time.perf_counter_ns()
         del predictions
-        self.busy_s += time.perf_counter() - began
-        self.batches, self.samples = self.batches + 1, self.samples + len(batch)
+        self.records.add(batch, began, inferred, done)
+        self.busy_s += (done - began) / 1e9
+        self.batches, self.samples = self.batches + 1, self.samples + len(ids)
+
+    def describe(self) -> dict[str, Any]:
+        """Return what this instance ran on and did: its cores, threads, batches, samples."""
+        cores = sorted(os.sched_getaffinity(0)) if self.cores is None else self.cores
+        return {"instance": self.number, "cores": cores, "pinned": self.cores is not None,
+                "num_threads": self.described.get("num_threads"), "batches": self.batches,
+                "samples": self.samples}
+
+
+def responses(predictions: np.ndarray, ids: list[int]) -> list:
+    """Return LoadGen's responses for the sample ids, each pointing at its int64 prediction."""
+    address, size, count = predictions.ctypes.data, predictions.itemsize, len(ids)
+    return list(map(lg.QuerySampleResponse, ids, range(address, address + count * size, size),
+                    itertools.repeat(size, count)))
+
+
+class Chunk:
+    """Samples LoadGen issued in one call (up to batch_size of them): response ids, data set indices, when."""
+
+    __slots__ = ("ids", "indices", "issued")
+
+    def __init__(self, issued: int, ids: list[int], indices: list[int]) -> None:
+        self.issued, self.ids, self.indices = issued, ids, indices
+
+
+class Batch:
+    """The chunks one inference call answers."""
+
+    __slots__ = ("chunks",)
+
+    def __init__(self, chunks: list[Chunk]) -> None:
+        self.chunks = chunks
+
+    @property
+    def size(self) -> int:
+        """Return the number of samples."""
+        return sum(len(chunk.ids) for chunk in self.chunks)
+
+    def samples(self) -> tuple[list[int], list[int]]:
+        """Return the response ids and data set indices of every sample of the batch."""
+        if len(self.chunks) == 1:
+            return self.chunks[0].ids, self.chunks[0].indices
+        return ([i for chunk in self.chunks for i in chunk.ids],
+                [i for chunk in self.chunks for i in chunk.indices])
+
+
+class Records:
+    """An instance's timings in ns: per batch its start, inference end and completion; per chunk its issue."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, int, int]] = []
+        self.chunks: list[tuple[int, int, int]] = []  # (issued, samples, batch number)
+
+    def add(self, batch: Batch, began: int, inferred: int, done: int) -> None:
+        """Record one completed batch."""
+        number = len(self.batches)
+        self.batches.append((began, inferred, done))
+        self.chunks.extend((chunk.issued, len(chunk.ids), number) for chunk in batch.chunks)
+
+
+class Call:
+    """A function for each instance to run once on its own thread (see Sut.on_each)."""
+
+    def __init__(self, function: Any, args: tuple, barrier: threading.Barrier) -> None:
+        self.function, self.args, self.barrier = function, args, barrier
+        self.future: Future = Future()
+
+    def run(self, instance: Instance) -> None:
+        """Run the function for this instance, then wait until every instance has taken its call."""
+        try:
+            self.future.set_result((instance.number, self.function(instance, *self.args)))
+        except BaseException as error:
+            self.future.set_exception(error)
+        self.barrier.wait()
+
+
+class Sut:
+    """The system under test: a queue that LoadGen's issuing thread fills and the instances drain.
+
+    LoadGen's issue callback cuts its samples into chunks of up to batch_size onto one
+    queue; whichever instance is free takes the next (Offline spreads over the instances,
+    Server and the streams go to a free one). For Server an instance tops a chunk up to
+    batch_size, waiting at most server_max_wait_ms.
+    """
+
+    def __init__(self, config: HarnessConfig, images: Any) -> None:
+        self.batch_size = config.batch_size
+        self.max_wait_s = config.server_max_wait_ms / 1e3 if config.scenario == "Server" else None
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.buffer_size = config.buffer_size
+        options = config.backend_options()
+        threads, cores = instance_cores(config.num_instances, config.num_threads, config.pin_cores)
+        options = dataclasses.replace(options, num_threads=threads)
+        self.instances = [Instance(number, chosen, options, config.model, images, self)
+                          for number, chosen in enumerate(cores)]
+        for instance in self.instances:  # one at a time: each opens its model while the others wait
+            instance.thread.start()
+            instance.ready.wait()
+        print(f"harness: backend {json.dumps(self.instances[0].described)}", flush=True)
+
+    def issue(self, ids: list[int], indices: list[int]) -> None:
+        """Queue LoadGen's samples in chunks of up to batch_size (LoadGen's fast issue callback)."""
+        issued, size = time.perf_counter_ns(), self.batch_size
+        if len(ids) <= size:
+            self.queue.put(Chunk(issued, ids, indices))
+            return
+        for start in range(0, len(ids), size):
+            self.queue.put(Chunk(issued, ids[start:start + size], indices[start:start + size]))
+
+    def flush(self) -> None:
+        """Nothing to flush: every queued chunk runs as soon as an instance can take it."""
+
+    def load(self, indices: list[int]) -> None:
+        """Hold the samples in every instance (LoadGen's load callback)."""
+        for instance in self.instances:
+            instance.load(indices)
+
+    def unload(self, indices: list[int]) -> None:
+        """Drop the loaded samples (LoadGen's unload callback)."""
+        for instance in self.instances:
+            instance.unload()
+
+    def on_each(self, function: Any, *args: Any) -> list:
+        """Run function(instance, *args) on every instance's thread at once; return the results by instance.
+
+        Each instance takes exactly one of the calls: after running it, it waits at a barrier
+        until all have taken theirs. Timings taken so run under the test's own conditions.
+        """
+        barrier = threading.Barrier(len(self.instances))
+        calls = [Call(function, args, barrier) for _ in self.instances]
+        for call in calls:
+            self.queue.put(call)
+        found = [call.future.result() for call in calls]
+        return [result for _, result in sorted(found, key=lambda pair: pair[0])]
+
+    def stop(self) -> None:
+        """End every instance after what is queued."""
+        for _ in self.instances:
+            self.queue.put(None)
+        for instance in self.instances:
+            instance.thread.join()
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Return each instance's cores, threads and share of the work."""
+        return [instance.describe() for instance in self.instances]
+
+
+def instance_cores(count: int, threads: int | None, pin: bool) -> tuple[int | None, list[list[int] | None]]:
+    """Return the threads per instance and each instance's cores (None: not pinned).
+
+    One instance with neither threads nor pinning asked for runs as the runtime likes (its
+    default threads, every core). Otherwise the cores this process may use are split into
+    disjoint sets, SMT siblings kept together, of `threads` cores (default: divided evenly).
+    """
+    allowed = cpu_order(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else []
+    if count == 1 and threads is None:
+        return None, [None]
+    per = threads or max(1, len(allowed) // count)
+    if not pin or not allowed:
+        return per, [None] * count
+    if per * count > len(allowed):
+        raise BuildError(f"num_instances={count} x {per} threads needs {per * count} cores; this process may "
+                         f"use {len(allowed)}: lower num_threads or num_instances, or pin_cores=false")
+    return per, [allowed[i * per:(i + 1) * per] for i in range(count)]
+
+
+def cpu_order(cpus: list[int]) -> list[int]:
+    """Return the CPUs ordered by (package, core) so that SMT siblings sit next to each other."""
+
+    def key(cpu: int) -> tuple[int, int, int]:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            package = int((topology / "physical_package_id").read_text())
+            core = int((topology / "core_id").read_text())
+        except (OSError, ValueError):
+            return (0, cpu, cpu)
+        return (package, core, cpu)
+
+    return sorted(cpus, key=key)
+
+
+def warm_up(instance: Instance, size: int, batches: int) -> list[int]:
+    """Run batches of size (responses made, none sent); return the sample indices used."""
+    indices = [i % len(instance.images) for i in range(size)]
+    instance.load(indices)
+    for _ in range(batches):
+        instance.respond(indices, indices)
+    return indices
+
+
+def time_batches(instance: Instance, size: int, seconds: float) -> float:
+    """Return the median seconds of a batch of size, responses included, after one warm-up batch."""
+    indices = warm_up(instance, size, 1)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < 3 or time.perf_counter() - start < seconds:
+        began = time.perf_counter()
+        instance.respond(indices, indices)
+        times.append(time.perf_counter() - began)
+    return float(np.median(times))
 
 
 def fail(error: BaseException) -> None:
@@ -190,18 +376,28 @@ def fail(error: BaseException) -> None:
 # ----------------------------------------------------------------------------- settings
 
 
-def calibrate(config: HarnessConfig, worker: Worker) -> dict[str, float]:
-    """Warm the model up; return user.conf values for the targets left null, from timings."""
+def calibrate(config: HarnessConfig, sut: Sut) -> dict[str, float]:
+    """Warm the instances up; return user.conf values for the targets left null, from timings.
+
+    Every instance times at once, as in the test. A valid Offline run is sized from its
+    target (1.1 x 600 s x target_qps samples), so it is timed longer, after a longer
+    warm-up, and aimed at VALID_MARGIN of the timed speed: the run lasts 600-700 s.
+    """
     scenario, batch = config.scenario, config.batch_size
-    warm_up(worker, batch)
+    sut.on_each(warm_up, batch, config.warmup_batches)
     if not config.calibrate:
         return {}
     if scenarios.is_stream(scenario):
-        return stream_targets(config, time_batches(worker, config.query_size, 0.2))
-    seconds = time_batches(worker, batch, 0.3)
+        return stream_targets(config, float(np.median(sut.on_each(time_batches, config.query_size, 0.2))))
+    valid = config.execution == "valid" and scenario == "Offline"
+    if valid:
+        sut.on_each(time_batches, batch, VALID_WARMUP_S)
+    seconds = sut.on_each(time_batches, batch, VALID_TIMING_S if valid else 0.3)
+    throughput = sum(batch / each for each in seconds)
     if scenario == "Offline":
-        return offline_targets(config, batch / seconds)
-    return server_targets(config, batch / seconds, seconds, time_batches(worker, 1, 0.1))
+        return offline_targets(config, throughput, VALID_MARGIN if valid else MARGIN)
+    single = sum(1 / each for each in sut.on_each(time_batches, 1, 0.1))
+    return server_targets(config, throughput, float(np.median(seconds)), single)
 
 
 def stream_targets(config: HarnessConfig, query_s: float) -> dict[str, float]:
@@ -215,25 +411,26 @@ def stream_targets(config: HarnessConfig, query_s: float) -> dict[str, float]:
     return targets
 
 
-def offline_targets(config: HarnessConfig, throughput: float) -> dict[str, float]:
-    """Return the Offline target QPS and/or sample floor, MARGIN above the timed throughput."""
+def offline_targets(config: HarnessConfig, throughput: float, margin: float = MARGIN) -> dict[str, float]:
+    """Return the Offline target QPS and/or sample floor, margin times the timed throughput."""
     targets: dict[str, float] = {}
     if "target_qps" in config.calibrate:
-        targets["target_qps"] = round(MARGIN * throughput, 3)
+        targets["target_qps"] = round(margin * throughput, 3)
     if "min_query_count" in config.calibrate:
         targets["min_query_count"] = math.ceil(MARGIN * throughput * config.user_conf["min_duration"] / 1000)
     return targets
 
 
-def server_targets(config: HarnessConfig, throughput: float, batch_s: float, single_s: float) -> dict[str, float]:
+def server_targets(config: HarnessConfig, throughput: float, batch_s: float, single_rate: float) -> dict[str, float]:
     """Return the Server targets left null: a QPS well within reach, a loose latency bound.
 
-    The QPS is the least of half the batched throughput, twice the one-sample rate (a tiny
-    model is bound by the cost of each query, not of each batch) and SERVER_QPS_CAP.
+    The QPS is the least of half the batched throughput, twice the one-sample rate (of all
+    instances: a tiny model is bound by the cost of each query, not of each batch) and
+    SERVER_QPS_CAP.
     """
     targets: dict[str, float] = {}
     if "target_qps" in config.calibrate:
-        targets["target_qps"] = round(min(0.5 * throughput, 2 / single_s, SERVER_QPS_CAP), 3)
+        targets["target_qps"] = round(min(0.5 * throughput, 2 * single_rate, SERVER_QPS_CAP), 3)
     if "target_latency" in config.calibrate:
         wait_ms = config.server_max_wait_ms
         targets["target_latency"] = max(10, int(8 * batch_s * 1e3 + 2 * wait_ms) + 1)
@@ -263,39 +460,40 @@ def log_settings() -> Any:
 # ----------------------------------------------------------------------------- main
 
 
-def load_runner(config: HarnessConfig) -> Runner:
-    """Load the data set and open the model entry in the run's backend (it never says which)."""
-    images, _ = Entry.at(config.preprocessed).call("load_arrays")
-    backend = backends.open_backend(Entry.at(config.model), config.backend_options())
-    print(f"harness: backend {json.dumps(backend.describe())}", flush=True)
-    return Runner(backend, images)
-
-
 def run(config: HarnessConfig) -> None:
-    """Load, calibrate, finish user.conf, run the LoadGen test."""
-    runner = load_runner(config)
-    wait = config.server_max_wait_ms / 1e3 if config.scenario == "Server" else None
-    worker = Worker(runner, config.batch_size, wait)
-    worker.buffer_size = config.buffer_size
-    settings = finish_settings(config, worker.run_here(calibrate, config, worker))
-    sut = lg.ConstructSUT(worker.issue, worker.flush)
-    qsl = lg.ConstructQSL(len(runner.images), config.buffer_size, runner.load, runner.unload)
-    warm = baseline(config, worker)  # discarded: a fresh process runs slower for seconds
-    bare = baseline(config, worker)
-    began = time.perf_counter()
+    """Load, calibrate, finish user.conf, run the LoadGen test; then the records and any profile."""
+    images, _ = Entry.at(config.preprocessed).call("load_arrays")
+    sut = Sut(config, images)
     try:
-        lg.StartTestWithLogSettings(sut, qsl, settings, log_settings())
-        test_s = time.perf_counter() - began
-        bare += baseline(config, worker)
+        settings = finish_settings(config, calibrate(config, sut))
+        test_s, bare, warm = run_test(config, sut, settings, len(images))
+        write_sut_stats(sut, test_s, bare, warm)
+        write_breakdown(sut)
+        if config.profile:
+            write_profile(config, sut)
     finally:
-        worker.stop()
+        sut.stop()
+
+
+def run_test(config: HarnessConfig, sut: Sut, settings: Any, count: int) -> tuple[float, list[float], list[float]]:
+    """Run the LoadGen test (bare-model baselines around it if asked); return its seconds and the baselines."""
+    lg_sut = lg.ConstructFastSUT(sut.issue, sut.flush)
+    qsl = lg.ConstructQSL(count, config.buffer_size, sut.load, sut.unload)
+    try:
+        warm = baseline(config, sut)  # discarded: a fresh process runs slower for seconds
+        bare = baseline(config, sut)
+        began = time.perf_counter()
+        lg.StartTestWithLogSettings(lg_sut, qsl, settings, log_settings())
+        test_s = time.perf_counter() - began
+        bare += baseline(config, sut)
+    finally:
         lg.DestroyQSL(qsl)
-        lg.DestroySUT(sut)
-    write_sut_stats(worker, test_s, bare, warm)
+        lg.DestroyFastSUT(lg_sut)
+    return test_s, bare, warm
 
 
-def baseline(config: HarnessConfig, worker: Worker) -> list[float]:
-    """Time the same batches in a bare loop on the worker thread (no LoadGen): samples/s.
+def baseline(config: HarnessConfig, sut: Sut) -> list[float]:
+    """Time the same batches in a bare loop on every instance at once (no LoadGen): samples/s.
 
     When harness_baseline_s > 0: once to warm up (discarded: a fresh process runs slower
     for its first seconds), then right before and right after the test, whose mean is the
@@ -306,34 +504,71 @@ def baseline(config: HarnessConfig, worker: Worker) -> list[float]:
     seconds = config.baseline_s
     if not seconds:
         return []
-    return [worker.run_here(bare_rate, worker, config.batch_size, seconds)]
+    return [sum(sut.on_each(bare_rate, sut.batch_size, min(config.buffer_size, sut.buffer_size), seconds))]
 
 
-def bare_rate(worker: Worker, batch: int, seconds: float) -> float:
+def bare_rate(instance: Instance, batch: int, count: int, seconds: float) -> float:
     """Return samples/s of predict() on shuffled batches of the data set, nothing else."""
-    runner = worker.runner
-    count = min(len(runner.images), worker.buffer_size)
-    runner.load(list(range(count)))
+    count = min(len(instance.images), count)
+    instance.load(list(range(count)))
     order = np.random.default_rng(0).permutation(count).tolist()
     batches = [order[i:i + batch] for i in range(0, count - batch + 1, batch)] or [order]
     done, began = 0, time.perf_counter()
     while time.perf_counter() - began < seconds:
         chosen = batches[(done // batch) % len(batches)]
-        runner.predict(chosen)
+        instance.predict(chosen)
         done += len(chosen)
     return done / (time.perf_counter() - began)
 
 
-def write_sut_stats(worker: Worker, test_s: float, bare: list[float], warm: list[float]) -> None:
-    """Record how busy the SUT was during the test and, if timed, the bare model's rate."""
-    stats = {"test_wall_s": round(test_s, 4), "sut_busy_s": round(worker.busy_s, 4),
-             "batches": worker.batches, "samples": worker.samples,
-             "mean_batch": round(worker.samples / max(worker.batches, 1), 2),
-             "backend": worker.runner.backend.describe()}
+def write_sut_stats(sut: Sut, test_s: float, bare: list[float], warm: list[float]) -> None:
+    """Record how busy the SUT was during the test, its instances and, if timed, the bare model's rate."""
+    busy = sum(instance.busy_s for instance in sut.instances) / len(sut.instances)
+    batches, samples = (sum(getattr(i, name) for i in sut.instances) for name in ("batches", "samples"))
+    stats = {"test_wall_s": round(test_s, 4), "sut_busy_s": round(busy, 4), "batches": batches,
+             "samples": samples, "mean_batch": round(samples / max(batches, 1), 2),
+             "backend": sut.instances[0].described, "instances": sut.describe()}
     if bare:
         stats["bare_samples_per_s"] = round(sum(bare) / len(bare), 2)
         stats["bare_runs_samples_per_s"] = [round(b, 2) for b in [*warm, *bare]]
     Path(SUT_STATS).write_text(json.dumps(stats), encoding="utf-8")
+
+
+def write_breakdown(sut: Sut) -> None:
+    """Write every batch's and chunk's times (BREAKDOWN_RAW) and their summary (BREAKDOWN)."""
+    batches, chunks = [], []
+    for instance in sut.instances:
+        timed = np.asarray(instance.records.batches, dtype=np.int64).reshape(-1, 3)
+        issued = np.asarray(instance.records.chunks, dtype=np.int64).reshape(-1, 3)
+        batches.append(np.column_stack([np.full(len(timed), instance.number), timed]))
+        chunks.append(np.column_stack([np.full(len(issued), instance.number), issued]))
+    raw = {"batches": np.concatenate(batches), "chunks": np.concatenate(chunks)}
+    np.savez_compressed(BREAKDOWN_RAW, **raw)
+    Path(BREAKDOWN).write_text(json.dumps(breakdown.summarise(raw["batches"], raw["chunks"])), encoding="utf-8")
+
+
+def write_profile(config: HarnessConfig, sut: Sut) -> None:
+    """Profile PROFILE_BATCHES batches on the first instance with the runtime's own profiler, after the test.
+
+    After, not during: a profiler slows what it watches, and the measured run must not be.
+    """
+    directory = Path(PROFILE_DIR)
+    directory.mkdir(exist_ok=True)
+    count = min(len(sut.instances[0].images), config.buffer_size)
+    size = config.query_size if scenarios.is_stream(config.scenario) else config.batch_size
+    files = sut.on_each(profile_instance, directory, count, size)[0]
+    Path(PROFILE).write_text(json.dumps(files), encoding="utf-8")
+    print(f"harness: profile in {', '.join(files)}", flush=True)
+
+
+def profile_instance(instance: Instance, directory: Path, count: int, size: int) -> list[str]:
+    """Profile batches of the loaded samples on the first instance (the others do nothing)."""
+    if instance.number != 0:
+        return []
+    instance.load(list(range(count)))
+    rows = np.arange(count, dtype=np.int64)
+    batches = [np.resize(rows[i * size % count:], size) for i in range(PROFILE_BATCHES)]
+    return [str(path) for path in instance.runtime.profile(batches, directory)]
 
 
 def finish_settings(config: HarnessConfig, calibrated: dict[str, float]) -> Any:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 # framework= values: onnxrt is axs's spelling of onnxruntime.
 FRAMEWORKS = {"pytorch": "pytorch", "onnxruntime": "onnxruntime", "onnxrt": "onnxruntime", "openvino": "openvino"}
 FORMATS = {"onnxruntime": "onnx", "openvino": "openvino", "pytorch": "pytorch"}
-PRECISIONS = {  # what each runtime runs here, by device kind
+PRECISIONS: dict[str, dict[str, tuple[str, ...]]] = {  # what each runtime runs here, by device kind
     "pytorch": {"cpu": ("fp32", "bf16", "int8"), "cuda": ("fp32", "bf16", "fp16")},
     "onnxruntime": {"cpu": ("fp32", "int8"), "cuda": ("fp32",)},
     "openvino": {"cpu": ("fp32", "bf16", "int8")},
@@ -101,6 +101,9 @@ class Backend(Protocol):
 
     def describe(self) -> dict[str, Any]:
         """Return the runtime, precision and knobs really in use (for the run's records)."""
+
+    def profile(self, batches: list[np.ndarray], directory: Path) -> list[Path]:
+        """Predict these batches of held rows under the runtime's own profiler; return the files it wrote."""
 
 
 # ----------------------------------------------------------------------------- choosing
@@ -277,6 +280,20 @@ class TorchBackend:
             return batch
         return torch.cat([batch, batch.new_zeros((size - count, *batch.shape[1:]))])
 
+    def profile(self, batches: list[np.ndarray], directory: Path) -> list[Path]:
+        """Profile the batches with torch.profiler: a Chrome trace and a table of the costliest operators."""
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as profiled
+
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.options.device_kind == "cuda" else [])
+        with profiled(activities=activities, record_shapes=True) as profiler:
+            for rows in batches:
+                self.predict(rows)
+        trace, table = directory / "torch_trace.json", directory / "torch_operators.txt"
+        profiler.export_chrome_trace(str(trace))
+        table.write_text(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=40), encoding="utf-8")
+        return [trace, table]
+
     def describe(self) -> dict[str, Any]:
         """Return what runs: PyTorch, precision, threads, memory format, compiled sizes."""
         import torch
@@ -318,7 +335,8 @@ class OnnxRuntimeBackend:
         if providers[0] not in ort.get_available_providers():
             raise BuildError(f"onnxruntime here has no {providers[0]} (it has "
                              f"{', '.join(ort.get_available_providers())}); use device=cpu")
-        self.session = ort.InferenceSession(str(model.file), session_options(options), providers=providers)
+        self.file, self.providers = str(model.file), providers
+        self.session = ort.InferenceSession(self.file, session_options(options), providers=providers)
         self.input = self.session.get_inputs()[0].name
         self.data: Any = None
 
@@ -331,6 +349,21 @@ class OnnxRuntimeBackend:
     def predict(self, rows: np.ndarray) -> np.ndarray:
         """Return the class of each held sample in rows."""
         return argmax(self.session.run(None, {self.input: self.data[rows]})[0])
+
+    def profile(self, batches: list[np.ndarray], directory: Path) -> list[Path]:
+        """Profile the batches in a second session with ONNX Runtime's profiling on (its JSON trace).
+
+        A second session: profiling is a session option, and the measured one must not pay for it.
+        """
+        import onnxruntime as ort
+
+        settings = session_options(self.options)
+        settings.enable_profiling = True
+        settings.profile_file_prefix = str(directory / "onnxruntime")
+        session = ort.InferenceSession(self.file, settings, providers=self.providers)
+        for rows in batches:
+            session.run(None, {self.input: self.data[rows]})
+        return [Path(session.end_profiling())]
 
     def describe(self) -> dict[str, Any]:
         """Return what runs: ONNX Runtime, precision, provider, threads, optimisation level."""
@@ -363,8 +396,8 @@ class OpenVinoBackend:
     def __init__(self, model: Model, options: Options) -> None:
         import openvino as ov
 
-        self.options = options
-        self.compiled = ov.Core().compile_model(str(model.file), "CPU", ov_config(options))
+        self.options, self.file = options, str(model.file)
+        self.compiled = ov.Core().compile_model(self.file, "CPU", ov_config(options))
         self.precision = self.checked_precision(model.precision)
         self.streams = int(self.compiled.get_property("NUM_STREAMS"))
         self.requests = [self.compiled.create_infer_request() for _ in range(self.streams)]
@@ -401,6 +434,28 @@ class OpenVinoBackend:
             request.wait()
         return np.concatenate([argmax(request.get_output_tensor(0).data) for request in self.requests])
 
+    def profile(self, batches: list[np.ndarray], directory: Path) -> list[Path]:
+        """Profile the batches in a model compiled with PERF_COUNT: per-layer counters, summed, costliest first."""
+        import json
+
+        import openvino as ov
+
+        compiled = ov.Core().compile_model(self.file, "CPU", {**ov_config(self.options), "PERF_COUNT": True})
+        request = compiled.create_infer_request()
+        layers: dict[str, dict[str, Any]] = {}
+        for rows in batches:
+            request.infer({0: self.data[rows]})
+            for info in request.get_profiling_info():
+                layer = layers.setdefault(info.node_name, {"node_type": info.node_type, "exec_type": info.exec_type,
+                                                           "real_time_us": 0.0, "cpu_time_us": 0.0})
+                layer["real_time_us"] += info.real_time.total_seconds() * 1e6 / len(batches)
+                layer["cpu_time_us"] += info.cpu_time.total_seconds() * 1e6 / len(batches)
+        ranked = sorted(({"node_name": name, **layer} for name, layer in layers.items()),
+                        key=lambda layer: -layer["real_time_us"])
+        path = directory / "openvino_layers.json"
+        path.write_text(json.dumps({"batches": len(batches), "per_batch": ranked}, indent=1), encoding="utf-8")
+        return [path]
+
     def describe(self) -> dict[str, Any]:
         """Return what runs: OpenVINO, precision, hint, streams, threads."""
         return {"framework": "openvino", "precision": self.precision, "device": self.options.device,
@@ -419,4 +474,5 @@ def ov_config(options: Options) -> dict[str, Any]:
     return config
 
 
-OPENERS = {"pytorch": TorchBackend, "onnxruntime": OnnxRuntimeBackend, "openvino": OpenVinoBackend}
+OPENERS: dict[str, Callable[[Model, Options], Backend]] = {
+    "pytorch": TorchBackend, "onnxruntime": OnnxRuntimeBackend, "openvino": OpenVinoBackend}

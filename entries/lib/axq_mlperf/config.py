@@ -44,6 +44,11 @@ class HarnessConfig:
     ov_hint: str | None = None
     ov_streams: int | None = None
     ort_optimization: str = "all"
+    num_instances: int = 1  # model copies, each on its own thread (and cores, when pinned)
+    pin_cores: bool = True  # pin each instance to disjoint cores where the OS allows
+    warmup_batches: int = 2  # batches each instance runs before anything is timed
+    profile: bool = False  # after the test, profile a few batches with the runtime's profiler
+    execution: str = "test"  # loadgen_execution: test, or valid (the official run)
 
     def write(self, directory: Path) -> Path:
         """Write the configuration as config.json in directory; return its path."""

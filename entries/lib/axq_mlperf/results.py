@@ -17,6 +17,10 @@ from axq_mlperf import logs
 from axq_mlperf.scenarios import CHECKS, HEADLINES
 
 CALIBRATION, SUT_STATS = "calibration.json", "sut_stats.json"
+# The latency breakdown (axq_mlperf.breakdown): its summary, and the raw times it came from.
+BREAKDOWN, BREAKDOWN_RAW = "latency_breakdown.json", "latency_breakdown.npz"
+# profile=true: the list of files the runtime's profiler wrote, and where it wrote them.
+PROFILE, PROFILE_DIR = "profile.json", "profile"
 
 
 def collect_results(path: Path, scenario: str, mode: str, labels: Any) -> dict:
@@ -33,7 +37,19 @@ def collect_results(path: Path, scenario: str, mode: str, labels: Any) -> dict:
         results.update(headline(summary, scenario))
         if "bare_samples_per_s" in sut and scenario in ("Offline", "Server"):
             sut["harness_efficiency"] = round(results["performance"] / sut["bare_samples_per_s"], 4)
+    results["latency_breakdown"] = latency_breakdown(path, summary)
+    if (Path(path) / PROFILE).is_file():
+        results["profile"] = read_json(path, PROFILE)
     return results
+
+
+def latency_breakdown(path: Path, summary: dict) -> dict:
+    """Return the SUT's latency breakdown, with LoadGen's own mean latency beside it (performance runs)."""
+    found = read_json(path, BREAKDOWN)
+    mean_ns = summary.get("Mean latency (ns)")
+    if isinstance(mean_ns, (int, float)):
+        found["loadgen_mean_ms"] = round(mean_ns / 1e6, 6)
+    return found
 
 
 def contention(report: dict) -> dict:

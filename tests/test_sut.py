@@ -1,0 +1,175 @@
+"""The tunable SUT on the real digits chain and the real LoadGen: instances pinned to cores,
+the per-sample latency breakdown, warm-up batches, profiles, and how valid runs are sized."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import axq
+from axq.entry import Entry, use_libraries
+from axq.errors import BuildError, GetterError
+from axq.progress import Reporter
+from tests.conftest import REPO
+
+use_libraries()  # axq_mlperf, as recipe code imports it
+
+from axq_mlperf import breakdown  # noqa: E402
+from axq_mlperf.config import HarnessConfig  # noqa: E402
+
+sys.path.insert(0, str(REPO / "entries" / "loadgen_program"))
+import harness  # noqa: E402
+
+DIGITS = "loadgen_output,classified_digits,framework=pytorch,batch_size=16"
+QUIET = Reporter("quiet")
+CORES = len(os.sched_getaffinity(0))
+
+
+def run(settings: str) -> Entry:
+    """Build (or reuse) a digits LoadGen run with these settings."""
+    return axq.byquery(f"{DIGITS},{settings}", reporter=QUIET)
+
+
+# ----------------------------------------------------------------------------- instances
+
+
+@pytest.mark.skipif(CORES < 2, reason="two pinned instances need two cores")  # CI and these machines have 2
+def test_two_pinned_instances_score_as_one_does_on_disjoint_cores(collection: Path) -> None:
+    one = run("loadgen_mode=AccuracyOnly,num_instances=1")
+    two = run("loadgen_mode=AccuracyOnly,num_instances=2")
+    assert (two.results["good"], two.results["total"]) == (one.results["good"], one.results["total"])
+    instances = two.results["sut"]["instances"]
+    assert [i["instance"] for i in instances] == [0, 1]
+    assert all(i["pinned"] and len(i["cores"]) == 1 and i["num_threads"] == 1 for i in instances)
+    assert not set(instances[0]["cores"]) & set(instances[1]["cores"])
+    assert sum(i["samples"] for i in instances) == two.results["total"]
+
+
+@pytest.mark.skipif(CORES < 2, reason="two pinned instances need two cores")
+@pytest.mark.parametrize("scenario", ["Offline", "Server"])
+def test_every_instance_takes_batches_in_a_performance_run(collection: Path, scenario: str) -> None:
+    server = ",loadgen_target_qps=1000,loadgen_target_latency=50" if scenario == "Server" else ""
+    entry = run(f"loadgen_mode=PerformanceOnly,loadgen_scenario={scenario},num_instances=2,"
+                f"loadgen_duration_s=0.5{server}")
+    assert entry.results["result_valid"], entry.results.get("invalid_reason")
+    instances = entry.results["sut"]["instances"]
+    assert len(instances) == 2 and all(i["batches"] > 0 for i in instances)
+    assert sum(i["samples"] for i in instances) == entry.results["sut"]["samples"]
+
+
+def test_more_instances_than_cores_is_a_clear_build_error(collection: Path) -> None:
+    with pytest.raises(BuildError, match=rf"num_instances={CORES + 1} x 1 threads needs {CORES + 1} cores"):
+        run(f"loadgen_mode=AccuracyOnly,num_instances={CORES + 1},num_threads=1")
+
+
+def test_unpinned_instances_run_on_every_core_and_threads_per_instance_is_num_threads(collection: Path) -> None:
+    entry = run("loadgen_mode=AccuracyOnly,num_instances=2,pin_cores=false,threads_per_instance=1")
+    assert entry.params["num_threads"] == 1
+    instances = entry.results["sut"]["instances"]
+    assert all(not i["pinned"] and len(i["cores"]) == CORES for i in instances)
+
+
+def test_cores_are_split_evenly_with_smt_siblings_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(harness, "cpu_order", lambda cpus: [0, 2, 1, 3])  # 0 and 2 are one core's siblings
+    assert harness.instance_cores(2, None, True) == (2, [[0, 2], [1, 3]])
+    assert harness.instance_cores(4, None, False) == (1, [None] * 4)
+    assert harness.instance_cores(1, None, True) == (None, [None])  # the runtime's own choice
+
+
+# ----------------------------------------------------------------------------- latency breakdown
+
+
+@pytest.mark.parametrize("scenario", ["Offline", "SingleStream"])
+def test_latency_breakdown_sums_to_the_end_to_end_latency(collection: Path, scenario: str) -> None:
+    entry = run(f"loadgen_mode=PerformanceOnly,loadgen_scenario={scenario},loadgen_duration_s=0.5")
+    found = entry.get("latency_breakdown")
+    parts = sum(found[f"{name}_ms"]["mean"] for name in ("queue", "inference", "response"))
+    end_to_end = found["end_to_end_ms"]["mean"]
+    assert parts == pytest.approx(end_to_end, rel=0.01)
+    assert found["samples"] == entry.results["sut"]["samples"]
+    for name in breakdown.PARTS:
+        stats = found[f"{name}_ms"]
+        assert 0 <= stats["p50"] <= stats["p90"] <= stats["p99"]
+    assert 0 < found["harness_share"] < 1 and found["harness_us_per_batch"] > 0
+    if scenario == "Offline":  # latencies of seconds: the SUT's clock and LoadGen's agree closely
+        assert end_to_end == pytest.approx(found["loadgen_mean_ms"], rel=0.01)
+    raw = np.load(entry.path / "latency_breakdown.npz")
+    assert int(raw["chunks"][:, 2].sum()) == found["samples"] and len(raw["batches"]) == found["batches"]
+
+
+def test_breakdown_of_known_times() -> None:
+    # One instance, two batches: samples 0-1 issued at 0 and run 10-20, done 25; sample 2 issued
+    # at 5, run 25-45 (ready at 25, when the instance was free), done 50.
+    ms = 1_000_000
+    batches = np.array([[0, 10 * ms, 20 * ms, 25 * ms], [0, 25 * ms, 45 * ms, 50 * ms]])
+    chunks = np.array([[0, 0, 2, 0], [0, 5 * ms, 1, 1]])  # (instance, issued, samples, batch)
+    found = breakdown.summarise(batches, chunks)
+    assert found["queue_ms"]["mean"] == pytest.approx((10 + 10 + 20) / 3)
+    assert found["inference_ms"]["mean"] == pytest.approx((10 + 10 + 20) / 3)
+    assert found["response_ms"]["mean"] == pytest.approx((5 + 5 + 5) / 3)
+    assert found["end_to_end_ms"]["mean"] == pytest.approx((25 + 25 + 45) / 3)
+    # harness: batch 1 waited 10 from ready (0) and responded 5; batch 2 started when ready, responded 5
+    assert found["harness_share"] == pytest.approx(20 / 50)
+    assert found["harness_us_per_batch"] == pytest.approx(10 * 1000)
+
+
+def test_a_run_built_before_the_breakdown_says_so(collection: Path) -> None:
+    entry = run("loadgen_mode=AccuracyOnly")
+    del entry.results["latency_breakdown"]
+    with pytest.raises(GetterError, match="no latency breakdown"):
+        entry.getter("latency_breakdown")(entry)
+
+
+# ----------------------------------------------------------------------------- warm-up, profile
+
+
+def test_warmup_batches_reach_the_child(collection: Path) -> None:
+    entry = run("loadgen_mode=AccuracyOnly,warmup_batches=0")
+    assert HarnessConfig.read(entry.path / "config.json").warmup_batches == 0
+    assert entry.results["good"] > 0
+
+
+@pytest.mark.parametrize(("framework", "files"), [
+    ("pytorch", ["torch_trace.json", "torch_operators.txt"]),
+    ("onnxruntime", ["onnxruntime"]),
+    ("openvino", ["openvino_layers.json"]),
+])
+def test_profile_saves_the_runtime_profile_in_the_entry(collection: Path, framework: str, files: list[str]) -> None:
+    query = (f"loadgen_output,classified_digits,framework={framework},batch_size=16,loadgen_mode=PerformanceOnly,"
+             "loadgen_duration_s=0.3,profile=true")
+    paths = [Path(p) for p in axq.byquery(query, reporter=QUIET).get("profile_files")]
+    assert [p.name.startswith(prefix) for p, prefix in zip(paths, files, strict=True)] == [True] * len(files)
+    assert all(p.is_file() and p.stat().st_size > 100 and p.parent.name == "profile" for p in paths)
+    if framework == "pytorch":
+        assert "traceEvents" in json.loads(paths[0].read_text())
+    if framework == "openvino":
+        layers = json.loads(paths[0].read_text())["per_batch"]
+        assert layers and layers[0]["real_time_us"] >= layers[-1]["real_time_us"]
+
+
+def test_a_run_without_profile_has_none(collection: Path) -> None:
+    with pytest.raises(GetterError, match="profile=true"):
+        run("loadgen_mode=AccuracyOnly").get("profile_files")
+
+
+# ----------------------------------------------------------------------------- valid runs
+
+
+def test_a_valid_offline_run_is_aimed_to_last_600_to_700_seconds() -> None:
+    config = HarnessConfig(scenario="Offline", mode="PerformanceOnly", model_name="small_cnn", user_conf={},
+                           calibrate=("target_qps",), buffer_size=450, batch_size=32, multistreamness=8,
+                           server_max_wait_ms=1, num_threads=None, min_queries=1, baseline_s=0, device="cpu",
+                           precision="fp32", preprocessed="", model="", execution="valid")
+    timed = 20_000.0
+    target = harness.offline_targets(config, timed, harness.VALID_MARGIN)["target_qps"]
+    lasts = 1.1 * 600 * target / timed  # LoadGen issues 1.1 x min_duration x target_qps samples
+    assert 600 <= lasts <= 700
+    assert harness.VALID_TIMING_S >= 10  # timed long enough for a warm process's speed
+    short = harness.offline_targets(config, timed)["target_qps"]
+    assert short == harness.MARGIN * timed  # a test run keeps its margin
