@@ -20,7 +20,7 @@ import pytest
 
 from axq import process
 from tests.conftest import REPO
-from tests.processes import gone, watching
+from tests.processes import gone, lines_of, wait_for_line, watching
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs Linux pidfds")
 
@@ -215,14 +215,16 @@ def test_kill_9_of_axq_in_a_measured_build_leaves_no_process_of_it(gate, measure
 def test_a_signal_to_axq_alone_stops_the_measured_child_before_axq_reports(gate, measure_env, signum, handlers):
     build = start_measured_build(gate, "spin_s=30", handlers=handlers, env=measure_env)
     with watching(wait_started(gate, build)) as pidfd:
+        errors = lines_of(build.stderr)
         build.send_signal(signum)
-        assert build.stderr is not None
-        while "interrupted while building" not in (text := build.stderr.readline()):
-            assert text, "axq ended without reporting the interruption"
+        try:  # bounded: an axq that never reports fails the test instead of hanging the suite
+            text = wait_for_line(errors, "interrupted while building", timeout_s=60)
+        except BaseException:
+            build.kill()
+            raise
         assert gone(pidfd, 0), "the child was still running when axq reported the interruption"
         assert "nothing was kept" in text
-        build.communicate(timeout=30)
-        assert build.returncode == 130
+        assert build.wait(timeout=30) == 130
         log = Path(text.rsplit("log: ", 1)[1].strip()).read_text()
         assert "stopped child processes still running: pid" in log
 
