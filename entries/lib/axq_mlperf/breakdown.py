@@ -77,7 +77,7 @@ def stats(values: np.ndarray, weights: np.ndarray) -> dict[str, float]:
     order = np.argsort(values, kind="stable")
     ranked, cumulative = values[order], np.cumsum(weights[order])
     total = cumulative[-1]
-    found = {"mean": float((values * weights).sum() / total) / 1e6}
+    found = {"mean": float((values.astype(np.float64) * weights).sum() / total) / 1e6}  # int64 would overflow
     for percentile in PERCENTILES:
         index = min(int(np.searchsorted(cumulative, percentile / 100 * total)), len(ranked) - 1)
         found[f"p{percentile}"] = float(ranked[index]) / 1e6
