@@ -55,9 +55,10 @@ from axq_mlperf.results import BREAKDOWN, BREAKDOWN_RAW, CALIBRATION, PROFILE, P
 # target ends before min_duration (INVALID). Too high only lengthens a short run.
 MARGIN = 2.0
 # A valid Offline run: after a warm-up this long, a LoadGen test this long times its target,
-# this share of the timed speed: 1.1 x 600 s x 0.97 = 640 s if the run keeps the speed,
-# 600-700 s within -8%/+7%. The timing test's logs go into their own directory.
-VALID_WARMUP_S, VALID_TIMING_S, VALID_MARGIN = 10.0, 10.0, 0.97
+# this share of the timed speed. A 600 s run keeps ~92% of a 10 s run's speed (digits:
+# 102,461 timed, 94,521 kept, 694 s at 0.97), so 0.93: 614 s if it kept it all, 667 s at 92%.
+# The timing test's logs go into their own directory.
+VALID_WARMUP_S, VALID_TIMING_S, VALID_MARGIN = 10.0, 10.0, 0.93
 VALID_TIMING_DIR = "valid_timing"
 SLAB_SAMPLES = 65_536  # an issue call larger than this is cut into chunks as they are taken (Slab)
 PROFILE_BATCHES = 20
