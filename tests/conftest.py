@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,17 @@ from axq.recipe import all_recipes, forget_computed_defaults
 TESTS = Path(__file__).resolve().parent
 TOY_RECIPES = TESTS / "recipes"
 REPO = TESTS.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let the axq processes tests start take Ctrl-C even when pytest itself was started in the background.
+
+    A shell starts a background command (`make test &` in a script) with SIGINT ignored, and
+    an ignored signal stays ignored in every child: the tests that send SIGINT to a real
+    axq would then wait for ever. A handler, unlike SIG_IGN, is reset in a child at exec.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
