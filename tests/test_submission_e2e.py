@@ -121,5 +121,5 @@ def test_plan_lists_every_run_of_an_official_submission_before_anything_is_built
         ("AccuracyOnly", ""), ("PerformanceOnly", ""), ("PerformanceOnly", "TEST01"), ("PerformanceOnly", "TEST04")))
     assert all(p["loadgen_execution"] == "valid" for p in runs.values()) and not steps[0].cached
     official = [s.estimate_s for s in steps if s.node.params.get("loadgen_mode") == "PerformanceOnly"]
-    assert official and all(e == 660 for e in official)
+    assert official and all(e == 686 for e in official)  # about 11 minutes each: mlperf.conf's 600 s and more
     assert not (tmp_path / "wc").exists() or axq.list_entries("") == []
