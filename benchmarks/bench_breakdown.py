@@ -5,13 +5,15 @@ real SUT), each removed first (`axq.remove`) so that it is measured afresh, in a
 work collection (the digits chain built once, before any timing). Configurations, one
 round each in turn per round (rounds interleave them, so drift hits all alike):
 
-- Offline with one instance and with two pinned instances (batch_size 32);
+- Offline with one instance and with two pinned instances (batch_size 32, the default), and
+  one instance at batch_size 256 (the per-batch part of the harness's time spread wider);
 - SingleStream with one instance.
 
 Per configuration, medians over the rounds of the `latency_breakdown` getter: the mean
 inference time per batch, the harness's time per batch (`harness_us_per_batch`: dispatch
 plus response, the instance not inferring), its share of the instances' active time
-(`harness_share`), the SUT's mean end to end against LoadGen's own mean latency, and the
+(`harness_share`) and how that splits into axq's own part and LoadGen's QuerySamplesComplete
+call, the SUT's mean end to end against LoadGen's own mean latency, and the
 headline figure. Targets (issue 11): the harness at most 2% in Offline and at most 100 us a
 query in SingleStream with the small digits CNN.
 
@@ -26,10 +28,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-BASE = "loadgen_output,classified_digits,framework=pytorch,loadgen_mode=PerformanceOnly,batch_size=32"
+BASE = "loadgen_output,classified_digits,framework=pytorch,loadgen_mode=PerformanceOnly"
 CONFIGS = {
-    "Offline, 1 instance": "loadgen_scenario=Offline,num_instances=1",
-    "Offline, 2 instances": "loadgen_scenario=Offline,num_instances=2",
+    "Offline, 1 instance, batch 32": "loadgen_scenario=Offline,num_instances=1,batch_size=32",
+    "Offline, 2 instances, batch 32": "loadgen_scenario=Offline,num_instances=2,batch_size=32",
+    "Offline, 1 instance, batch 256": "loadgen_scenario=Offline,num_instances=1,batch_size=256",
     "SingleStream, 1 instance": "loadgen_scenario=SingleStream,num_instances=1",
 }
 
@@ -56,11 +59,14 @@ def row(name: str, runs: list[dict[str, Any]]) -> str:
     inference = median(lambda r: r["breakdown"]["inference_ms"]["mean"] * 1e3)
     harness = median(lambda r: r["breakdown"]["harness_us_per_batch"])
     share = median(lambda r: r["breakdown"]["harness_share"])
+    own = median(lambda r: r["breakdown"]["harness_own_share"])
+    call = median(lambda r: r["breakdown"]["loadgen_call_share"])
     ours = median(lambda r: r["breakdown"]["end_to_end_ms"]["mean"])
     loadgen = median(lambda r: r["breakdown"]["loadgen_mean_ms"])
     figure = median(lambda r: r["performance"])
     flags = f"{sum(r['valid'] for r in runs)}/{len(runs)} valid, {sum(r['contended'] for r in runs)} contended"
-    return (f"| {name} | {inference:.1f} | {harness:.1f} | {100 * share:.2f}% | {ours:.4g} | {loadgen:.4g} | "
+    return (f"| {name} | {inference:.1f} | {harness:.1f} | {100 * share:.2f}% | {100 * own:.2f}% | "
+            f"{100 * call:.2f}% | {ours:.4g} | {loadgen:.4g} | "
             f"{figure:.6g} {runs[0]['unit']} | {flags} |")
 
 
@@ -80,10 +86,10 @@ def main() -> None:
             for name, query in queries.items():
                 found[name].append(measure(query))
             print(f"round {number + 1}/{args.rounds} done", flush=True)
-    print(f"\nmedians of {args.rounds} rounds, {args.seconds:g} s runs, digits small CNN, batch_size 32\n")
-    print("| configuration | inference us/batch | harness us/batch | harness share | SUT end to end ms | "
-          "LoadGen mean ms | headline | runs |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"\nmedians of {args.rounds} rounds, {args.seconds:g} s runs, digits small CNN\n")
+    print("| configuration | inference us/batch | harness us/batch | harness share | of it axq's own | "
+          "of it LoadGen's call | SUT end to end ms | LoadGen mean ms | headline | runs |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, runs in found.items():
         print(row(name, runs))
 

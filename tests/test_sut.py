@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -82,6 +84,47 @@ def test_cores_are_split_evenly_with_smt_siblings_together(monkeypatch: pytest.M
     assert harness.instance_cores(1, None, True) == (None, [None])  # the runtime's own choice
 
 
+def test_a_large_issue_call_reaches_the_instances_once_per_sample_in_batches() -> None:
+    # Offline's one query, larger than a slab: two instances alternate taking batches; every
+    # sample comes out exactly once, in batches of at most batch_size, and the queue ends empty.
+    sut = SimpleNamespace(queue=queue.SimpleQueue(), batch_size=32, max_wait_s=None)
+    count = harness.SLAB_SAMPLES + 1000
+    harness.Sut.issue(sut, list(range(10**9, 10**9 + count)), list(range(count)))
+    instances = [harness.Instance(number, None, None, "", np.zeros((count, 1)), sut) for number in range(2)]
+    seen: list[int] = []
+    sizes: list[int] = []
+    active, ended, taken = list(instances), False, [0, 0]
+    while active:
+        for instance in list(active):
+            batch = instance.next_batch()
+            if batch is None:
+                active.remove(instance)
+                continue
+            ids, indices = batch.samples()
+            assert [i - 10**9 for i in ids] == indices
+            seen.extend(indices)
+            sizes.append(len(ids))
+            taken[instance.number] += 1
+            if len(seen) == count and not ended:  # the end, as Sut.stop puts it: one per instance
+                sut.queue.put(None)
+                sut.queue.put(None)
+                ended = True
+    assert sorted(seen) == list(range(count)) and max(sizes) == 32
+    assert len(sizes) == -(-count // 32) and all(taken[number] > 1000 for number in (0, 1))
+    assert sut.queue.empty()
+
+
+def test_responses_are_reused_and_point_at_each_prediction() -> None:
+    responses = harness.Responses(4)
+    first = responses.fill([11, 12], np.array([7, 8]))
+    assert [r.id for r in first] == [11, 12] and list(responses.buffer[:2]) == [7, 8]
+    assert first[1].data - first[0].data == 8 and all(r.size == 8 for r in first)
+    again = responses.fill([21, 22, 23], np.array([1, 2, 3]))
+    assert again[0] is first[0] and [r.id for r in again] == [21, 22, 23]
+    larger = responses.fill(list(range(6)), np.arange(6))  # more than it was made for: it grows
+    assert len(larger) == 6 and larger[5].data == responses.buffer.ctypes.data + 40
+
+
 # ----------------------------------------------------------------------------- latency breakdown
 
 
@@ -97,6 +140,7 @@ def test_latency_breakdown_sums_to_the_end_to_end_latency(collection: Path, scen
         stats = found[f"{name}_ms"]
         assert 0 <= stats["p50"] <= stats["p90"] <= stats["p99"]
     assert 0 < found["harness_share"] < 1 and found["harness_us_per_batch"] > 0
+    assert found["harness_own_share"] + found["loadgen_call_share"] == pytest.approx(found["harness_share"], abs=1e-4)
     if scenario == "Offline":  # latencies of seconds: the SUT's clock and LoadGen's agree closely
         assert end_to_end == pytest.approx(found["loadgen_mean_ms"], rel=0.01)
     raw = np.load(entry.path / "latency_breakdown.npz")
@@ -104,10 +148,10 @@ def test_latency_breakdown_sums_to_the_end_to_end_latency(collection: Path, scen
 
 
 def test_breakdown_of_known_times() -> None:
-    # One instance, two batches: samples 0-1 issued at 0 and run 10-20, done 25; sample 2 issued
-    # at 5, run 25-45 (ready at 25, when the instance was free), done 50.
+    # One instance, two batches: samples 0-1 issued at 0 and run 10-20, sent 22, done 25; sample 2
+    # issued at 5, run 25-45 (ready at 25, when the instance was free), sent 46, done 50.
     ms = 1_000_000
-    batches = np.array([[0, 10 * ms, 20 * ms, 25 * ms], [0, 25 * ms, 45 * ms, 50 * ms]])
+    batches = np.array([[0, 10 * ms, 20 * ms, 22 * ms, 25 * ms], [0, 25 * ms, 45 * ms, 46 * ms, 50 * ms]])
     chunks = np.array([[0, 0, 2, 0], [0, 5 * ms, 1, 1]])  # (instance, issued, samples, batch)
     found = breakdown.summarise(batches, chunks)
     assert found["queue_ms"]["mean"] == pytest.approx((10 + 10 + 20) / 3)
@@ -116,6 +160,8 @@ def test_breakdown_of_known_times() -> None:
     assert found["end_to_end_ms"]["mean"] == pytest.approx((25 + 25 + 45) / 3)
     # harness: batch 1 waited 10 from ready (0) and responded 5; batch 2 started when ready, responded 5
     assert found["harness_share"] == pytest.approx(20 / 50)
+    assert found["loadgen_call_share"] == pytest.approx((3 + 4) / 50)
+    assert found["harness_own_share"] == pytest.approx((20 - 7) / 50)
     assert found["harness_us_per_batch"] == pytest.approx(10 * 1000)
 
 

@@ -120,8 +120,9 @@ def latency_breakdown(entry: Entry) -> dict:
 
     Each part has mean, p50, p90 and p99; the parts' means sum to the end-to-end mean.
     `loadgen_mean_ms` is LoadGen's own mean latency (performance runs), `harness_share`
-    the SUT's time spent on batches other than inference, `harness_us_per_batch` that per
-    batch. The raw times are in the entry's latency_breakdown.npz (axq_mlperf.breakdown).
+    the SUT's time spent on batches other than inference (split into `loadgen_call_share`,
+    the QuerySamplesComplete call, and `harness_own_share`, the rest), `harness_us_per_batch`
+    that per batch. The raw times are in the entry's latency_breakdown.npz (axq_mlperf.breakdown).
     """
     found = entry.results.get("latency_breakdown")
     if not found:

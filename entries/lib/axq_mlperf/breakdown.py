@@ -1,7 +1,7 @@
 """Where a LoadGen run's time went, per sample: queue, inference, response, and the harness's share.
 
-The SUT records, per batch, when its inference began, when it ended and when its
-QuerySamplesComplete call returned (all instances' clocks are one: perf_counter_ns), and,
+The SUT records, per batch, when its inference began, when it ended, when it called
+QuerySamplesComplete and when that call returned (all instances' clocks are one: perf_counter_ns), and,
 per chunk of samples LoadGen issued in one call, when that call came, how many samples
 it held and which batch answered them. For each sample:
 
@@ -16,10 +16,12 @@ The harness's own part of an instance's time is what the SUT spends on a batch o
 inference: from the moment the batch could have started (its last sample issued and the
 instance free) to the start of inference, plus the response. `harness_share` is that part
 of the instances' active time, `harness_us_per_batch` its mean per batch (per query in the
-stream scenarios).
+stream scenarios). It splits into `loadgen_call_share`, the QuerySamplesComplete call itself
+(LoadGen's Python binding turning the responses into C++ ones, and LoadGen's bookkeeping),
+and `harness_own_share`, the rest (axq's dispatch and making the responses).
 
 Array layouts (what latency_breakdown.npz keeps): batches are rows of (instance, began,
-inferred, done), chunks rows of (instance, issued, samples, batch number within its
+inferred, sent, done), chunks rows of (instance, issued, samples, batch number within its
 instance), all in ns.
 """
 
@@ -38,10 +40,10 @@ def summarise(batches: np.ndarray, chunks: np.ndarray) -> dict[str, Any]:
     if not len(batches):
         return {"samples": 0, "batches": 0}
     parts: dict[str, list[np.ndarray]] = {name: [] for name in PARTS}
-    weights, harness, active = [], [], []
+    weights, harness, active, calls = [], [], [], []
     for instance in np.unique(batches[:, 0]):
         timed, issued = batches[batches[:, 0] == instance, 1:], chunks[chunks[:, 0] == instance, 1:]
-        began, inferred, done = timed[issued[:, 2]].T
+        began, inferred, _, done = timed[issued[:, 2]].T
         for name, value in zip(PARTS, (began - issued[:, 0], inferred - began, done - inferred,
                                        done - issued[:, 0]), strict=True):
             parts[name].append(value)
@@ -49,11 +51,15 @@ def summarise(batches: np.ndarray, chunks: np.ndarray) -> dict[str, Any]:
         spent, busy = harness_time(timed, issued)
         harness.append(spent)
         active.append(busy)
+        calls.append(timed[:, 3] - timed[:, 2])
     weight = np.concatenate(weights)
     found: dict[str, Any] = {f"{name}_ms": stats(np.concatenate(values), weight) for name, values in parts.items()}
-    spent_ns, active_ns = np.concatenate(harness), np.concatenate(active)
+    spent_ns, active_ns, call_ns = np.concatenate(harness), np.concatenate(active), np.concatenate(calls)
+    active_sum = max(float(active_ns.sum()), 1.0)
     found.update(samples=int(weight.sum()), batches=len(batches),
-                 harness_share=round(float(spent_ns.sum() / max(active_ns.sum(), 1)), 5),
+                 harness_share=round(float(spent_ns.sum()) / active_sum, 5),
+                 harness_own_share=round(float(spent_ns.sum() - call_ns.sum()) / active_sum, 5),
+                 loadgen_call_share=round(float(call_ns.sum()) / active_sum, 5),
                  harness_us_per_batch=round(float(spent_ns.mean()) / 1e3, 2))
     return found
 
@@ -64,7 +70,7 @@ def harness_time(timed: np.ndarray, issued: np.ndarray) -> tuple[np.ndarray, np.
     A batch is ready when its last sample has been issued and the instance's previous
     batch is done.
     """
-    began, inferred, done = timed.T
+    began, inferred, _, done = timed.T
     last_issue = np.full(len(timed), np.iinfo(np.int64).min)
     np.maximum.at(last_issue, issued[:, 2], issued[:, 0])
     previous = np.concatenate([[np.iinfo(np.int64).min], done[:-1]])
