@@ -40,6 +40,9 @@ CONFIGS = [  # (label, query settings)
     ("openvino fp32", "framework=openvino,precision=fp32"),
     ("openvino bf16", "framework=openvino,precision=bf16"),
     ("openvino int8", "framework=openvino,precision=int8"),
+    ("openvino int8 2 instances", "framework=openvino,precision=int8,num_instances=2"),
+    ("openvino int8 throughput", "framework=openvino,precision=int8,ov_hint=THROUGHPUT"),
+    ("onnxruntime int8 2 instances", "framework=onnxruntime,precision=int8,num_instances=2"),
 ]
 REFERENCE, NCHW = "pytorch fp32", "pytorch fp32 NCHW"
 

@@ -64,6 +64,20 @@ def test_every_instance_takes_batches_in_a_performance_run(collection: Path, sce
     assert sum(i["samples"] for i in instances) == entry.results["sut"]["samples"]
 
 
+@pytest.mark.skipif(CORES < 2, reason="two pinned instances need two cores")
+def test_pinned_openvino_instances_keep_to_their_cores(collection: Path) -> None:
+    # OpenVINO's own pinning put both instances on the first one's core (half the speed of
+    # one instance); pinned by axq, OpenVINO's threads are left on the instance's cores.
+    query = DIGITS.replace("framework=pytorch", "framework=openvino") + ",loadgen_mode=AccuracyOnly"
+    one = axq.byquery(query, reporter=QUIET)
+    two = axq.byquery(f"{query},num_instances=2", reporter=QUIET)
+    assert (two.results["good"], two.results["total"]) == (one.results["good"], one.results["total"])
+    assert two.results["sut"]["backend"]["cpu_pinning"] is False
+    instances = two.results["sut"]["instances"]
+    assert all(i["pinned"] and i["samples"] > 0 for i in instances)
+    assert not set(instances[0]["cores"]) & set(instances[1]["cores"])
+
+
 def test_more_instances_than_cores_is_a_clear_build_error(collection: Path) -> None:
     with pytest.raises(BuildError, match=rf"num_instances={CORES + 1} x 1 threads needs {CORES + 1} cores"):
         run(f"loadgen_mode=AccuracyOnly,num_instances={CORES + 1},num_threads=1")

@@ -326,8 +326,9 @@ class Sut:
         self.buffer_size = config.buffer_size
         options = config.backend_options()
         threads, cores = instance_cores(config.num_instances, config.num_threads, config.pin_cores)
-        options = dataclasses.replace(options, num_threads=threads)
-        self.instances = [Instance(number, chosen, options, config.model, images, self)
+        self.instances = [Instance(number, chosen, dataclasses.replace(options, num_threads=threads,
+                                                                       pinned=chosen is not None),
+                                   config.model, images, self)
                           for number, chosen in enumerate(cores)]
         for instance in self.instances:  # one at a time: each opens its model while the others wait
             instance.thread.start()

@@ -54,6 +54,7 @@ class Options:
     batch_size: int = 32  # the largest batch predict() gets
     batch_sizes: tuple[int, ...] = ()  # compiled: the sizes batches are padded to (): bucket_sizes(batch_size)
     num_threads: int | None = None  # None: the runtime's default (every core)
+    pinned: bool = False  # the opening thread is pinned to its instance's cores: the runtime keeps to them
     compile: bool = False  # PyTorch: torch.compile (always for int8)
     memory_format: str | None = None  # PyTorch: channels_last or contiguous; None: channels_last on CPU
     ov_hint: str | None = None  # OpenVINO PERFORMANCE_HINT; None: LATENCY
@@ -460,7 +461,8 @@ class OpenVinoBackend:
         """Return what runs: OpenVINO, precision, hint, streams, threads."""
         return {"framework": "openvino", "precision": self.precision, "device": self.options.device,
                 "performance_hint": str(self.compiled.get_property("PERFORMANCE_HINT")),
-                "streams": self.streams, "num_threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS"))}
+                "streams": self.streams, "num_threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS")),
+                "cpu_pinning": bool(self.compiled.get_property("ENABLE_CPU_PINNING"))}
 
 
 def ov_config(options: Options) -> dict[str, Any]:
@@ -471,6 +473,11 @@ def ov_config(options: Options) -> dict[str, Any]:
         config["NUM_STREAMS"] = options.ov_streams
     if options.num_threads is not None:
         config["INFERENCE_NUM_THREADS"] = options.num_threads
+    if options.pinned:
+        # OpenVINO's own pinning takes its cores from the process's first view of them: two
+        # pinned instances both ran on the first instance's core, at half the speed of one.
+        # Unpinned, its threads inherit the instance thread's cores.
+        config["ENABLE_CPU_PINNING"] = False
     return config
 
 
