@@ -7,6 +7,9 @@ round each in turn per round (rounds interleave them, so drift hits all alike):
 
 - Offline with one instance and with two pinned instances (batch_size 32, the default), and
   one instance at batch_size 256 (the per-batch part of the harness's time spread wider);
+- two instances as threads and as processes (instance_kind=process), at batch 32 and 256:
+  which is faster for PyTorch eager on this small CNN (for process instances, "inference"
+  is the round trip to the instance's process);
 - SingleStream with one instance.
 
 Per configuration, medians over the rounds of the `latency_breakdown` getter: the mean
@@ -33,6 +36,11 @@ CONFIGS = {
     "Offline, 1 instance, batch 32": "loadgen_scenario=Offline,num_instances=1,batch_size=32",
     "Offline, 2 instances, batch 32": "loadgen_scenario=Offline,num_instances=2,batch_size=32",
     "Offline, 1 instance, batch 256": "loadgen_scenario=Offline,num_instances=1,batch_size=256",
+    "Offline, 2 process instances, batch 32": "loadgen_scenario=Offline,num_instances=2,instance_kind=process,"
+                                              "batch_size=32",
+    "Offline, 2 instances, batch 256": "loadgen_scenario=Offline,num_instances=2,batch_size=256",
+    "Offline, 2 process instances, batch 256": "loadgen_scenario=Offline,num_instances=2,instance_kind=process,"
+                                               "batch_size=256",
     "SingleStream, 1 instance": "loadgen_scenario=SingleStream,num_instances=1",
 }
 

@@ -78,6 +78,47 @@ def test_pinned_openvino_instances_keep_to_their_cores(collection: Path) -> None
     assert not set(instances[0]["cores"]) & set(instances[1]["cores"])
 
 
+@pytest.mark.skipif(CORES < 2, reason="two pinned instances need two cores")
+def test_process_instances_score_as_a_thread_does_each_in_its_own_process(collection: Path) -> None:
+    one = run("loadgen_mode=AccuracyOnly")
+    two = run("loadgen_mode=AccuracyOnly,num_instances=2,instance_kind=process")
+    assert (two.results["good"], two.results["total"]) == (one.results["good"], one.results["total"])
+    instances = two.results["sut"]["instances"]
+    assert [i["kind"] for i in instances] == ["process", "process"]
+    assert len({i["process"] for i in instances} | {one.results["sut"]["instances"][0]["process"]}) == 3
+    assert all(i["pinned"] and i["samples"] > 0 for i in instances)
+    assert not set(instances[0]["cores"]) & set(instances[1]["cores"])
+
+
+@pytest.mark.skipif(CORES < 2, reason="two pinned instances need two cores")
+def test_process_instances_make_a_valid_performance_run_with_a_breakdown(collection: Path) -> None:
+    entry = run("loadgen_mode=PerformanceOnly,loadgen_scenario=Offline,num_instances=2,instance_kind=process,"
+                "loadgen_duration_s=0.5")
+    assert entry.results["result_valid"], entry.results.get("invalid_reason")
+    assert all(i["batches"] > 0 for i in entry.results["sut"]["instances"])
+    found = entry.get("latency_breakdown")
+    assert found["samples"] == entry.results["sut"]["samples"] and 0 < found["harness_share"] < 1
+
+
+def test_an_instance_process_that_cannot_open_its_model_says_why_and_ends(tmp_path: Path) -> None:
+    from axq_mlperf import backends, remote
+
+    with pytest.raises(BuildError, match="no-such-model"):
+        remote.RemoteBackend(str(tmp_path / "no-such-model"), backends.Options(framework="pytorch"), None)
+
+
+def test_an_instance_process_ends_when_the_sut_closes_it(collection: Path) -> None:
+    from axq_mlperf import backends, remote
+
+    entry = run("loadgen_mode=AccuracyOnly")
+    config = json.loads((entry.path / "config.json").read_text())
+    backend = remote.RemoteBackend(config["model"], backends.Options(framework="pytorch"), None)
+    backend.hold(np.zeros((3, 1, 8, 8), dtype=np.float32))
+    assert backend.predict(np.array([0, 2])).shape == (2,) and backend.describe()["process"] == backend.process.pid
+    backend.close()
+    assert backend.process.returncode == 0
+
+
 def test_more_instances_than_cores_is_a_clear_build_error(collection: Path) -> None:
     with pytest.raises(BuildError, match=rf"num_instances={CORES + 1} x 1 threads needs {CORES + 1} cores"):
         run(f"loadgen_mode=AccuracyOnly,num_instances={CORES + 1},num_threads=1")

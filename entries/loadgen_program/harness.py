@@ -14,11 +14,13 @@ The system under test (`Sut`): num_instances copies of the model, each on a thre
 own pinned to disjoint cores (pin_cores), take chunks of samples off one queue that
 LoadGen's issuing thread fills, run them in batches of up to batch_size (for Server,
 waiting at most server_max_wait_ms to fill one), and complete each batch with one
-QuerySamplesComplete call. Threads, not processes: the runtimes release the GIL while
-they compute, so one process shares the loaded samples and LoadGen's responses without
-copies. A model that raises ends the process at once with its reason in error.json, so
-LoadGen never hangs; an axq.errors.AxqError's message is the user's, anything else is
-reported with its type.
+QuerySamplesComplete call. Instances are threads by default: the runtimes release the GIL
+while they compute, so one process shares the loaded samples and LoadGen's responses
+without copies. With instance_kind=process each instance thread drives its backend in a
+process of its own (axq_mlperf.remote), for models that hold the GIL much of the time;
+LoadGen's responses still go from this process. A model that raises ends the process at
+once with its reason in error.json, so LoadGen never hangs; an axq.errors.AxqError's
+message is the user's, anything else is reported with its type.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import numpy as np
 
 from axq.entry import Entry
 from axq.errors import BuildError
-from axq_mlperf import backends, breakdown, logs, scenarios, userconf
+from axq_mlperf import backends, breakdown, logs, remote, scenarios, userconf
 from axq_mlperf.child import report_failure
 from axq_mlperf.config import HarnessConfig
 from axq_mlperf.results import BREAKDOWN, BREAKDOWN_RAW, CALIBRATION, PROFILE, PROFILE_DIR, SUT_STATS
@@ -97,11 +99,16 @@ class Instance:
         try:
             if self.cores is not None:
                 os.sched_setaffinity(0, self.cores)
-            self.backend = backends.open_backend(Entry.at(self.model), self.options)
+            if self.sut.instance_kind == "process":
+                self.backend = remote.RemoteBackend(self.model, self.options, self.cores)
+            else:
+                self.backend = backends.open_backend(Entry.at(self.model), self.options)
             self.described = self.backend.describe()  # here: threads are a setting of the calling thread
             self.ready.set()
             while (batch := self.next_batch()) is not None:
                 self.complete(batch)
+            if isinstance(self.backend, remote.RemoteBackend):
+                self.backend.close()
         except BaseException as error:
             fail(error)
 
@@ -187,7 +194,8 @@ class Instance:
     def describe(self) -> dict[str, Any]:
         """Return what this instance ran on and did: its cores, threads, batches, samples."""
         cores = sorted(os.sched_getaffinity(0)) if self.cores is None else self.cores
-        return {"instance": self.number, "cores": cores, "pinned": self.cores is not None,
+        return {"instance": self.number, "kind": self.sut.instance_kind,
+                "process": self.described.get("process", os.getpid()), "cores": cores, "pinned": self.cores is not None,
                 "num_threads": self.described.get("num_threads"), "batches": self.batches,
                 "samples": self.samples}
 
@@ -320,7 +328,7 @@ class Sut:
     """
 
     def __init__(self, config: HarnessConfig, images: Any) -> None:
-        self.batch_size = config.batch_size
+        self.batch_size, self.instance_kind = config.batch_size, config.instance_kind
         self.max_wait_s = config.server_max_wait_ms / 1e3 if config.scenario == "Server" else None
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.buffer_size = config.buffer_size

@@ -46,6 +46,7 @@ class HarnessConfig:
     ort_optimization: str = "all"
     num_instances: int = 1  # model copies, each on its own thread (and cores, when pinned)
     pin_cores: bool = True  # pin each instance to disjoint cores where the OS allows
+    instance_kind: str = "thread"  # each instance a thread of the SUT's process, or a process (axq_mlperf.remote)
     warmup_batches: int = 2  # batches each instance runs before anything is timed
     profile: bool = False  # after the test, profile a few batches with the runtime's profiler
     execution: str = "test"  # loadgen_execution: test, or valid (the official run)

@@ -1,0 +1,139 @@
+"""An instance's backend in a process of its own (`instance_kind=process`), behind a socket.
+
+Thread instances share one interpreter: a model whose inference holds the GIL much of the
+time (PyTorch eager on a small CNN, many short operators) scales little over threads. A
+process instance runs the real backend (axq_mlperf.backends) in a fresh interpreter
+pinned to the instance's cores, and the SUT's instance thread drives it through
+`RemoteBackend`, which has the Backend interface: the SUT, calibration, bare-loop
+baselines and profiles work unchanged. LoadGen stays in the SUT's process (its responses
+must come from there); only batch rows go out and int64 classes come back.
+
+The held samples travel through shared memory: an .npy file on /dev/shm (tmpfs) that the
+instance maps and copies, then the SUT deletes. Messages are one frame each: an 8-byte
+verb, then the body (raw int64 rows for `predict`, a pickle for the rest). The instance
+ends when its socket closes, so it never outlives the SUT's process, even one that ends
+with os._exit.
+
+    python -m axq_mlperf.remote FD   (started by RemoteBackend)
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import tempfile
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from axq.errors import AxqError, BuildError
+
+PREDICT, CALL, OK, ERROR = b"predict ", b"call    ", b"ok      ", b"error   "
+SHARED = Path("/dev/shm")
+
+
+class RemoteError(RuntimeError):
+    """An instance process failed in a way that is not the user's (its traceback is in the run's log)."""
+
+
+class RemoteBackend:
+    """The Backend interface, answered by an instance process that holds the real backend."""
+
+    def __init__(self, model: str, options: Any, cores: list[int] | None) -> None:
+        ours, theirs = socket.socketpair()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
+        self.process = subprocess.Popen([sys.executable, "-m", "axq_mlperf.remote", str(theirs.fileno())],
+                                        pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
+        theirs.close()
+        self.conn = Connection(ours.detach())
+        self.described: dict[str, Any] = self.call("open", model, options, cores)
+        self.precision: str = self.described["precision"]
+
+    def call(self, name: str, *args: Any) -> Any:
+        """Run backend method `name` (or open/describe) in the instance; return its result."""
+        return pickle.loads(self.exchange(CALL + pickle.dumps((name, args))))
+
+    def exchange(self, message: bytes) -> bytes:
+        """Send one frame; return the reply's body, raising the instance's error if it failed."""
+        try:
+            self.conn.send_bytes(message)
+            reply = self.conn.recv_bytes()
+        except (EOFError, OSError) as error:
+            code = self.process.poll()
+            raise RemoteError(f"the instance process ended (exit code {code}): see the run's log") from error
+        if reply[:8] == OK:
+            return reply[8:]
+        kind, text, users = pickle.loads(reply[8:])
+        raise BuildError(text) if users else RemoteError(f"{kind} in the instance process: {text}")
+
+    def hold(self, images: np.ndarray) -> None:
+        """Hand the samples over through a shared-memory file, then remove it."""
+        where = SHARED if SHARED.is_dir() else None
+        with tempfile.NamedTemporaryFile(dir=where, prefix="axq-samples-", suffix=".npy") as file:
+            np.save(file, np.ascontiguousarray(images, dtype=np.float32))
+            file.flush()
+            self.call("hold", file.name)
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        """Return the int64 classes of held rows."""
+        return np.frombuffer(self.exchange(PREDICT + np.asarray(rows, dtype=np.int64).tobytes()), dtype=np.int64)
+
+    def describe(self) -> dict[str, Any]:
+        """Return what the instance runs, and its process id."""
+        return dict(self.described)
+
+    def profile(self, batches: list[np.ndarray], directory: Path) -> list[Path]:
+        """Profile the batches in the instance; return the files it wrote."""
+        return [Path(path) for path in self.call("profile", batches, str(directory))]
+
+    def close(self) -> None:
+        """End the instance process (it ends when its socket closes) and wait for it."""
+        self.conn.close()
+        self.process.wait(timeout=60)
+
+
+def serve(conn: Connection) -> None:
+    """Answer frames until the socket closes: the first opens the backend, then predict and calls."""
+    from axq.entry import Entry
+    from axq_mlperf import backends
+
+    backend: Any = None
+    while True:
+        try:
+            message = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        try:
+            if message[:8] == PREDICT:
+                rows = np.frombuffer(message[8:], dtype=np.int64)
+                reply = OK + np.asarray(backend.predict(rows), dtype=np.int64).tobytes()
+            else:
+                name, args = pickle.loads(message[8:])
+                if name == "open":
+                    model, options, cores = args
+                    if cores is not None:
+                        os.sched_setaffinity(0, cores)
+                    backend = backends.open_backend(Entry.at(model), options)
+                    result: Any = {**backend.describe(), "process": os.getpid()}
+                elif name == "hold":
+                    result = backend.hold(np.array(np.load(args[0], mmap_mode="r")))
+                elif name == "profile":
+                    result = [str(path) for path in backend.profile(args[0], Path(args[1]))]
+                else:
+                    raise ValueError(f"unknown call {name!r}")
+                reply = OK + pickle.dumps(result)
+        except Exception as error:  # the SUT raises it again; the traceback is for the run's log
+            import traceback
+
+            traceback.print_exc()
+            reply = ERROR + pickle.dumps((type(error).__name__, str(error), isinstance(error, AxqError)))
+        conn.send_bytes(reply)
+
+
+if __name__ == "__main__":
+    serve(Connection(int(sys.argv[1])))
