@@ -216,7 +216,7 @@ def quantize_openvino(ctx: BuildContext, images: Any) -> None:
 
     model = ov.Core().read_model(str(model_file(ctx.deps["fp32"])))
     batches = [images[i:i + 16] for i in range(0, len(images), 16)]
-    quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(images))
+    quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches))  # items: batches
     ov.save_model(quantized, str(ctx.path / FILES["openvino"]), compress_to_fp16=False)
 
 
