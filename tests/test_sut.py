@@ -269,8 +269,9 @@ def test_a_valid_offline_run_is_aimed_to_last_600_to_700_seconds() -> None:
                            precision="fp32", preprocessed="", model="", execution="valid")
     timed = 20_000.0
     target = harness.offline_targets(config, timed, harness.VALID_MARGIN)["target_qps"]
-    lasts = 1.1 * 600 * target / timed  # LoadGen issues 1.1 x min_duration x target_qps samples
-    assert 600 <= lasts <= 700
+    for kept in harness.VALID_KEPT:  # a long run is slower than the 10 s timing test, as measured
+        lasts = 1.1 * 600 * target / (kept * timed)  # LoadGen issues 1.1 x min_duration x target_qps samples
+        assert 600 <= lasts <= 700, kept
     assert harness.VALID_TIMING_S >= 10  # timed long enough for a warm process's speed
     short = harness.offline_targets(config, timed)["target_qps"]
     assert short == harness.MARGIN * timed  # a test run keeps its margin

@@ -56,10 +56,12 @@ from axq_mlperf.results import BREAKDOWN, BREAKDOWN_RAW, CALIBRATION, PROFILE, P
 # target ends before min_duration (INVALID). Too high only lengthens a short run.
 MARGIN = 2.0
 # A valid Offline run: after a warm-up this long, a LoadGen test this long times its target,
-# this share of the timed speed. A 600 s run keeps ~92% of a 10 s run's speed (digits:
-# 102,461 timed, 94,521 kept, 694 s at 0.97), so 0.93: 614 s if it kept it all, 667 s at 92%.
+# this share of the timed speed. A 600 s run keeps 83-92% of a 10 s run's speed (digits:
+# 102,461 timed, 94,521 kept, 694 s at 0.97; 132,877 timed, 110,317 kept, 739 s at 0.93), so
+# 0.87: 624 s at 92%, 692 s at 83%. Too short a run is INVALID, too long only slow.
 # The timing test's logs go into their own directory.
-VALID_WARMUP_S, VALID_TIMING_S, VALID_MARGIN = 10.0, 10.0, 0.93
+VALID_WARMUP_S, VALID_TIMING_S, VALID_MARGIN = 10.0, 10.0, 0.87
+VALID_KEPT = (0.83, 0.92)  # the share of the timed speed the measured valid runs kept
 VALID_TIMING_DIR = "valid_timing"
 SLAB_SAMPLES = 65_536  # an issue call larger than this is cut into chunks as they are taken (Slab)
 PROFILE_BATCHES = 20
