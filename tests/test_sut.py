@@ -88,6 +88,7 @@ def test_process_instances_score_as_a_thread_does_each_in_its_own_process(collec
     assert len({i["process"] for i in instances} | {one.results["sut"]["instances"][0]["process"]}) == 3
     assert all(i["pinned"] and i["samples"] > 0 for i in instances)
     assert not set(instances[0]["cores"]) & set(instances[1]["cores"])
+    assert two.results["sut"]["backend"]["process_cores"] == instances[0]["cores"]  # inherited from its thread
 
 
 @pytest.mark.skipif(CORES < 2, reason="two pinned instances need two cores")
@@ -104,7 +105,7 @@ def test_an_instance_process_that_cannot_open_its_model_says_why_and_ends(tmp_pa
     from axq_mlperf import backends, remote
 
     with pytest.raises(BuildError, match="no-such-model"):
-        remote.RemoteBackend(str(tmp_path / "no-such-model"), backends.Options(framework="pytorch"), None)
+        remote.RemoteBackend(str(tmp_path / "no-such-model"), backends.Options(framework="pytorch"))
 
 
 def test_an_instance_process_ends_when_the_sut_closes_it(collection: Path) -> None:
@@ -112,7 +113,8 @@ def test_an_instance_process_ends_when_the_sut_closes_it(collection: Path) -> No
 
     entry = run("loadgen_mode=AccuracyOnly")
     config = json.loads((entry.path / "config.json").read_text())
-    backend = remote.RemoteBackend(config["model"], backends.Options(framework="pytorch"), None)
+    backend = backends.open_backend(Entry.at(config["model"]), backends.Options(framework="pytorch", process=True))
+    assert isinstance(backend, remote.RemoteBackend)
     backend.hold(np.zeros((3, 1, 8, 8), dtype=np.float32))
     assert backend.predict(np.array([0, 2])).shape == (2,) and backend.describe()["process"] == backend.process.pid
     backend.close()

@@ -46,7 +46,7 @@ import numpy as np
 
 from axq.entry import Entry
 from axq.errors import BuildError
-from axq_mlperf import backends, breakdown, logs, remote, scenarios, userconf
+from axq_mlperf import backends, breakdown, logs, scenarios, userconf
 from axq_mlperf.child import report_failure
 from axq_mlperf.config import HarnessConfig
 from axq_mlperf.results import BREAKDOWN, BREAKDOWN_RAW, CALIBRATION, PROFILE, PROFILE_DIR, SUT_STATS
@@ -101,16 +101,12 @@ class Instance:
         try:
             if self.cores is not None:
                 os.sched_setaffinity(0, self.cores)
-            if self.sut.instance_kind == "process":
-                self.backend = remote.RemoteBackend(self.model, self.options, self.cores)
-            else:
-                self.backend = backends.open_backend(Entry.at(self.model), self.options)
+            self.backend = backends.open_backend(Entry.at(self.model), self.options)
             self.described = self.backend.describe()  # here: threads are a setting of the calling thread
             self.ready.set()
             while (batch := self.next_batch()) is not None:
                 self.complete(batch)
-            if isinstance(self.backend, remote.RemoteBackend):
-                self.backend.close()
+            self.backend.close()
         except BaseException as error:
             fail(error)
 
@@ -196,7 +192,7 @@ class Instance:
     def describe(self) -> dict[str, Any]:
         """Return what this instance ran on and did: its cores, threads, batches, samples."""
         cores = sorted(os.sched_getaffinity(0)) if self.cores is None else self.cores
-        return {"instance": self.number, "kind": self.sut.instance_kind,
+        return {"instance": self.number, "kind": "process" if self.options.process else "thread",
                 "process": self.described.get("process", os.getpid()), "cores": cores, "pinned": self.cores is not None,
                 "num_threads": self.described.get("num_threads"), "batches": self.batches,
                 "samples": self.samples}
@@ -330,14 +326,15 @@ class Sut:
     """
 
     def __init__(self, config: HarnessConfig, images: Any) -> None:
-        self.batch_size, self.instance_kind = config.batch_size, config.instance_kind
+        self.batch_size = config.batch_size
         self.max_wait_s = config.server_max_wait_ms / 1e3 if config.scenario == "Server" else None
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.buffer_size = config.buffer_size
         options = config.backend_options()
         threads, cores = instance_cores(config.num_instances, config.num_threads, config.pin_cores)
+        process = config.instance_kind == "process"
         self.instances = [Instance(number, chosen, dataclasses.replace(options, num_threads=threads,
-                                                                       pinned=chosen is not None),
+                                                                       pinned=chosen is not None, process=process),
                                    config.model, images, self)
                           for number, chosen in enumerate(cores)]
         for instance in self.instances:  # one at a time: each opens its model while the others wait

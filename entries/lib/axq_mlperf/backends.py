@@ -55,6 +55,7 @@ class Options:
     batch_sizes: tuple[int, ...] = ()  # compiled: the sizes batches are padded to (): bucket_sizes(batch_size)
     num_threads: int | None = None  # None: the runtime's default (every core)
     pinned: bool = False  # the opening thread is pinned to its instance's cores: the runtime keeps to them
+    process: bool = False  # run the backend in a process of its own (axq_mlperf.remote), driven from here
     compile: bool = False  # PyTorch: torch.compile (always for int8)
     memory_format: str | None = None  # PyTorch: channels_last or contiguous; None: channels_last on CPU
     ov_hint: str | None = None  # OpenVINO PERFORMANCE_HINT; None: LATENCY
@@ -105,6 +106,9 @@ class Backend(Protocol):
 
     def profile(self, batches: list[np.ndarray], directory: Path) -> list[Path]:
         """Predict these batches of held rows under the runtime's own profiler; return the files it wrote."""
+
+    def close(self) -> None:
+        """Release what outlives the process's own exit (a backend's process); nothing for most."""
 
 
 # ----------------------------------------------------------------------------- choosing
@@ -170,8 +174,17 @@ def check(framework: str, device: str, precision: str) -> None:
 
 
 def open_backend(model: Entry | Model, options: Options) -> Backend:
-    """Return the backend of the options' runtime with the model (an entry's, or a Model) loaded."""
+    """Return the backend of the options' runtime with the model (an entry's, or a Model) loaded.
+
+    With options.process, the backend runs in a process of its own that inherits the calling
+    thread's cores (axq_mlperf.remote); the model must then be an entry.
+    """
     check(options.framework, options.device, options.precision)
+    if options.process:
+        from axq_mlperf import remote
+
+        assert not isinstance(model, Model), "a backend in a process of its own opens an entry's model"
+        return remote.RemoteBackend(str(model.path), options)
     return OPENERS[options.runtime](model if isinstance(model, Model) else Model.of(model), options)
 
 
@@ -295,6 +308,9 @@ class TorchBackend:
         table.write_text(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=40), encoding="utf-8")
         return [trace, table]
 
+    def close(self) -> None:
+        """Nothing to release: the process's exit frees the runtime."""
+
     def describe(self) -> dict[str, Any]:
         """Return what runs: PyTorch, precision, threads, memory format, compiled sizes."""
         import torch
@@ -365,6 +381,9 @@ class OnnxRuntimeBackend:
         for rows in batches:
             session.run(None, {self.input: self.data[rows]})
         return [Path(session.end_profiling())]
+
+    def close(self) -> None:
+        """Nothing to release: the process's exit frees the runtime."""
 
     def describe(self) -> dict[str, Any]:
         """Return what runs: ONNX Runtime, precision, provider, threads, optimisation level."""
@@ -456,6 +475,9 @@ class OpenVinoBackend:
         path = directory / "openvino_layers.json"
         path.write_text(json.dumps({"batches": len(batches), "per_batch": ranked}, indent=1), encoding="utf-8")
         return [path]
+
+    def close(self) -> None:
+        """Nothing to release: the process's exit frees the runtime."""
 
     def describe(self) -> dict[str, Any]:
         """Return what runs: OpenVINO, precision, hint, streams, threads."""

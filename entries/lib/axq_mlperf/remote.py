@@ -2,9 +2,10 @@
 
 Thread instances share one interpreter: a model whose inference holds the GIL much of the
 time (PyTorch eager on a small CNN, many short operators) scales little over threads. A
-process instance runs the real backend (axq_mlperf.backends) in a fresh interpreter
-pinned to the instance's cores, and the SUT's instance thread drives it through
-`RemoteBackend`, which has the Backend interface: the SUT, calibration, bare-loop
+process instance runs the real backend (axq_mlperf.backends) in a fresh interpreter,
+started from the instance's thread so that it inherits that thread's cores, and the
+instance thread drives it through `RemoteBackend` (what backends.open_backend returns
+with Options.process), which has the Backend interface: the SUT, calibration, bare-loop
 baselines and profiles work unchanged. LoadGen stays in the SUT's process (its responses
 must come from there); only batch rows go out and int64 classes come back.
 
@@ -19,6 +20,7 @@ with os._exit.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import socket
@@ -44,14 +46,14 @@ class RemoteError(RuntimeError):
 class RemoteBackend:
     """The Backend interface, answered by an instance process that holds the real backend."""
 
-    def __init__(self, model: str, options: Any, cores: list[int] | None) -> None:
+    def __init__(self, model: str, options: Any) -> None:
         ours, theirs = socket.socketpair()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
         self.process = subprocess.Popen([sys.executable, "-m", "axq_mlperf.remote", str(theirs.fileno())],
                                         pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
         theirs.close()
         self.conn = Connection(ours.detach())
-        self.described: dict[str, Any] = self.call("open", model, options, cores)
+        self.described: dict[str, Any] = self.call("open", model, dataclasses.replace(options, process=False))
         self.precision: str = self.described["precision"]
 
     def call(self, name: str, *args: Any) -> Any:
@@ -115,11 +117,9 @@ def serve(conn: Connection) -> None:
             else:
                 name, args = pickle.loads(message[8:])
                 if name == "open":
-                    model, options, cores = args
-                    if cores is not None:
-                        os.sched_setaffinity(0, cores)
-                    backend = backends.open_backend(Entry.at(model), options)
-                    result: Any = {**backend.describe(), "process": os.getpid()}
+                    backend = backends.open_backend(Entry.at(args[0]), args[1])
+                    result: Any = {**backend.describe(), "process": os.getpid(),
+                                   "process_cores": sorted(os.sched_getaffinity(0))}
                 elif name == "hold":
                     result = backend.hold(np.array(np.load(args[0], mmap_mode="r")))
                 elif name == "profile":
