@@ -124,6 +124,7 @@ def harness_config(ctx: BuildContext, settings: dict, calibrate: list[str]) -> H
         framework=params["framework"], compile=params["compile"], memory_format=params["memory_format"],
         ov_hint=params["ov_hint"], ov_streams=params["ov_streams"], ort_optimization=params["ort_optimization"],
         num_instances=params["num_instances"], pin_cores=params["pin_cores"], instance_kind=params["instance_kind"],
+        completion=params["sut_completion"],
         warmup_batches=params["warmup_batches"], profile=params["profile"], execution=params["loadgen_execution"])
 
 

@@ -46,7 +46,7 @@ import numpy as np
 
 from axq.entry import Entry
 from axq.errors import BuildError
-from axq_mlperf import backends, breakdown, logs, scenarios, userconf
+from axq_mlperf import backends, breakdown, completion, logs, scenarios, userconf
 from axq_mlperf.child import report_failure
 from axq_mlperf.config import HarnessConfig
 from axq_mlperf.results import BREAKDOWN, BREAKDOWN_RAW, CALIBRATION, PROFILE, PROFILE_DIR, SUT_STATS
@@ -90,7 +90,7 @@ class Instance:
         self.backend: backends.Backend | None = None
         self.described: dict[str, Any] = {}
         self.records = Records()
-        self.responses = Responses(sut.batch_size)
+        self.responses = completion.responses(sut.batch_size, sut.completion)
         self.slab: Slab | None = None
         self.busy_s, self.batches, self.samples = 0.0, 0, 0
         self.ready = threading.Event()
@@ -171,9 +171,9 @@ class Instance:
             batch.chunks.append(more)
         return batch
 
-    def respond(self, ids: list[int], indices: list[int]) -> list:
-        """Predict samples; return LoadGen responses pointing at their int64 classes."""
-        return self.responses.fill(ids, self.predict(indices))
+    def respond(self, ids: list[int], indices: list[int]) -> None:
+        """Predict samples and make their responses, unsent (warm-up and timing)."""
+        self.responses.fill(ids, self.predict(indices))
 
     def complete(self, batch: Batch) -> None:
         """Answer a batch with one QuerySamplesComplete call."""
@@ -181,9 +181,9 @@ class Instance:
         began = time.perf_counter_ns()
         predictions = self.predict(indices)
         inferred = time.perf_counter_ns()
-        answers = self.responses.fill(ids, predictions)
+        self.responses.fill(ids, predictions)
         sent = time.perf_counter_ns()
-        lg.QuerySamplesComplete(answers)
+        self.responses.send()
         done = time.perf_counter_ns()
         self.records.add(batch, began, inferred, sent, done)
         self.busy_s += (done - began) / 1e9
@@ -196,40 +196,6 @@ class Instance:
                 "process": self.described.get("process", os.getpid()), "cores": cores, "pinned": self.cores is not None,
                 "num_threads": self.described.get("num_threads"), "batches": self.batches,
                 "samples": self.samples}
-
-
-class Responses:
-    """One instance's LoadGen responses, made once and reused for every batch.
-
-    Response i always points at slot i of the instance's int64 output buffer; a batch
-    copies its predictions there and sets each response's sample id. LoadGen copies what
-    it keeps (ids, and the data it logs) before QuerySamplesComplete returns, and an
-    instance sends one batch at a time, so both can be reused at once. Setting the ids
-    costs ~115 ns a sample here, where making new response objects cost ~300 ns: the
-    largest part of the harness's time with a small model.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.buffer = np.zeros(0, dtype=np.int64)
-        self.slots: list = []
-        self.grow(size)
-
-    def grow(self, size: int) -> None:
-        """Hold room for size samples."""
-        self.buffer = np.zeros(size, dtype=np.int64)
-        address, width = self.buffer.ctypes.data, self.buffer.itemsize
-        self.slots = [lg.QuerySampleResponse(0, address + i * width, width) for i in range(size)]
-
-    def fill(self, ids: list[int], predictions: np.ndarray) -> list:
-        """Return the responses of these sample ids, pointing at their predictions (int64 classes)."""
-        count = len(ids)
-        if count > len(self.slots):
-            self.grow(count)
-        self.buffer[:count] = predictions
-        slots = self.slots[:count]
-        for slot, sample in zip(slots, ids, strict=True):
-            slot.id = sample
-        return slots
 
 
 class Chunk:
@@ -326,7 +292,7 @@ class Sut:
     """
 
     def __init__(self, config: HarnessConfig, images: Any) -> None:
-        self.batch_size = config.batch_size
+        self.batch_size, self.completion = config.batch_size, config.completion
         self.max_wait_s = config.server_max_wait_ms / 1e3 if config.scenario == "Server" else None
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.buffer_size = config.buffer_size
@@ -668,7 +634,8 @@ def write_sut_stats(sut: Sut, test_s: float, bare: list[float], warm: list[float
     batches, samples = (sum(getattr(i, name) for i in sut.instances) for name in ("batches", "samples"))
     stats = {"test_wall_s": round(test_s, 4), "sut_busy_s": round(busy, 4), "batches": batches,
              "samples": samples, "mean_batch": round(samples / max(batches, 1), 2),
-             "backend": sut.instances[0].described, "instances": sut.describe()}
+             "backend": sut.instances[0].described, "instances": sut.describe(),
+             "completion": completion.describe(sut.completion)}
     if bare:
         stats["bare_samples_per_s"] = round(sum(bare) / len(bare), 2)
         stats["bare_runs_samples_per_s"] = [round(b, 2) for b in [*warm, *bare]]

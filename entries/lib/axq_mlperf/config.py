@@ -47,6 +47,7 @@ class HarnessConfig:
     num_instances: int = 1  # model copies, each on its own thread (and cores, when pinned)
     pin_cores: bool = True  # pin each instance to disjoint cores where the OS allows
     instance_kind: str = "thread"  # each instance a thread of the SUT's process, or a process (axq_mlperf.remote)
+    completion: str = "auto"  # how responses reach LoadGen (axq_mlperf.completion.KINDS)
     warmup_batches: int = 2  # batches each instance runs before anything is timed
     profile: bool = False  # after the test, profile a few batches with the runtime's profiler
     execution: str = "test"  # loadgen_execution: test, or valid (the official run)

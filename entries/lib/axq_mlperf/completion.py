@@ -1,0 +1,179 @@
+"""How the SUT hands completed samples to LoadGen: its C entry point on an array, or its Python binding.
+
+LoadGen's Python binding takes a list of QuerySampleResponse objects and copies each into
+a C++ vector before LoadGen sees them. With a model that infers a sample in microseconds
+(the digits CNN: 4-10 us), setting each reused object's id (~115 ns) and that copy
+(~100 ns) cost the run 4-7% of its time. The wheel compiles LoadGen's C API
+(bindings/c_api.cc: `mlperf::c::QuerySamplesComplete(QuerySampleResponse*, size_t)`,
+which calls `mlperf::QuerySamplesComplete` as the binding does) into the same module, but
+does not export it; the module's symbol table still names it. `c_entry` finds its address
+(the exported PyInit_mlperf_loadgen's, plus the two symbols' distance in the file) and
+`ArrayResponses` calls it, through ctypes (which releases the GIL for the call, as the
+binding does), on a numpy array laid out as LoadGen's QuerySampleResponse struct: a
+batch's ids are one array assignment. Where the module lacks the symbol (a stripped
+build, another platform, a struct of unknown layout), `ObjectResponses` uses the binding,
+and the run records which one answered and why (`get sut`: completion).
+
+Both keep one instance's responses for every batch: response i always points at slot i
+of the instance's int64 output buffer. LoadGen copies what it keeps (the ids, and the
+data it logs) before QuerySamplesComplete returns, and an instance sends one batch at a
+time, so both can be reused at once.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import mmap
+import os
+import re
+import struct
+from typing import Any, Protocol
+
+import mlperf_loadgen as lg
+import numpy as np
+
+KINDS = ("auto", "python")  # the recipe's sut_completion: the C entry point where found, or the binding
+C_SYMBOL = b"_ZN6mlperf1c20QuerySamplesCompleteEPNS_19QuerySampleResponseEm"  # mlperf::c::QuerySamplesComplete
+ANCHOR = b"PyInit_mlperf_loadgen"  # exported: where the module was loaded
+FIELDS = ("id", "data", "size", "n_tokens")  # LoadGen's QuerySampleResponse, 8 bytes each (n_tokens since 4.1)
+SHT_SYMTAB = 2
+SYMBOL = np.dtype([("name", "<u4"), ("info", "u1"), ("other", "u1"), ("section", "<u2"),
+                   ("value", "<u8"), ("size", "<u8")])  # an ELF64 symbol table entry
+
+
+class Responses(Protocol):
+    """One instance's LoadGen responses: fill them for a batch, then send them."""
+
+    def fill(self, ids: list[int], predictions: np.ndarray) -> None:
+        """Make the responses of these sample ids point at their predictions (int64 classes)."""
+
+    def send(self) -> None:
+        """Complete the filled samples with one QuerySamplesComplete call."""
+
+
+def responses(size: int, kind: str) -> Responses:
+    """Return responses for batches of up to size samples: the C entry point (auto, where found), else the binding."""
+    if kind == "auto" and c_entry()[0] is not None:
+        return ArrayResponses(size)
+    return ObjectResponses(size)
+
+
+def describe(kind: str) -> str:
+    """Return how responses of this kind reach LoadGen: `c`, or `python` and why."""
+    if kind == "python":
+        return "python (sut_completion=python)"
+    entry, why = c_entry()
+    return "c" if entry is not None else f"python ({why})"
+
+
+class ArrayResponses:
+    """Responses as an array of LoadGen's QuerySampleResponse structs, sent through its C entry point."""
+
+    def __init__(self, size: int) -> None:
+        self.complete = c_entry()[0]
+        self.count = 0
+        self.grow(size)
+
+    def grow(self, size: int) -> None:
+        """Hold room for size samples."""
+        self.buffer = np.zeros(size, dtype=np.int64)
+        self.array = np.zeros(size, dtype=response_dtype())
+        self.array["data"] = self.buffer.ctypes.data + self.buffer.itemsize * np.arange(size, dtype=np.uint64)
+        self.array["size"] = self.buffer.itemsize
+        self.ids = self.array["id"]
+        self.address = self.array.ctypes.data
+
+    def fill(self, ids: list[int], predictions: np.ndarray) -> None:
+        """Write the ids and predictions of a batch into the array."""
+        count = len(ids)
+        if count > len(self.array):
+            self.grow(count)
+        self.buffer[:count] = predictions
+        self.ids[:count] = ids
+        self.count = count
+
+    def send(self) -> None:
+        """Complete the filled samples."""
+        self.complete(self.address, self.count)
+
+
+class ObjectResponses:
+    """Responses as QuerySampleResponse objects, made once and reused, sent through the Python binding."""
+
+    def __init__(self, size: int) -> None:
+        self.pending: list = []
+        self.grow(size)
+
+    def grow(self, size: int) -> None:
+        """Hold room for size samples."""
+        self.buffer = np.zeros(size, dtype=np.int64)
+        address, width = self.buffer.ctypes.data, self.buffer.itemsize
+        self.slots = [lg.QuerySampleResponse(0, address + i * width, width) for i in range(size)]
+
+    def fill(self, ids: list[int], predictions: np.ndarray) -> None:
+        """Set the ids of the first responses and copy the predictions to their slots."""
+        count = len(ids)
+        if count > len(self.slots):
+            self.grow(count)
+        self.buffer[:count] = predictions
+        self.pending = self.slots[:count]
+        for slot, sample in zip(self.pending, ids, strict=True):
+            slot.id = sample
+
+    def send(self) -> None:
+        """Complete the filled samples."""
+        lg.QuerySamplesComplete(self.pending)
+
+
+def response_dtype() -> np.dtype:
+    """Return the numpy layout of this LoadGen's QuerySampleResponse: its fields in order, 8 bytes each."""
+    known = [name for name in FIELDS if hasattr(lg.QuerySampleResponse, name)]
+    return np.dtype([(name, "<i8" if name == "n_tokens" else "<u8") for name in known])
+
+
+@functools.cache
+def c_entry() -> tuple[Any, str]:
+    """Return LoadGen's C QuerySamplesComplete(responses, count) as a ctypes function, or None and why not."""
+    fields = {name for name in dir(lg.QuerySampleResponse) if not name.startswith("_")}
+    if fields not in ({*FIELDS[:3]}, {*FIELDS}):
+        return None, f"QuerySampleResponse has fields {sorted(fields)}, a layout axq does not know"
+    path = lg.__file__
+    try:
+        found = symbols(path, (ANCHOR, C_SYMBOL))
+    except (OSError, ValueError) as error:
+        return None, f"cannot read {os.path.basename(path)}'s symbols: {error}"
+    if C_SYMBOL not in found or ANCHOR not in found:
+        return None, f"{os.path.basename(path)} does not name LoadGen's C QuerySamplesComplete"
+    module = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_NOW)  # the loaded module itself
+    anchor = ctypes.cast(getattr(module, ANCHOR.decode()), ctypes.c_void_p).value
+    assert anchor is not None
+    address = anchor - found[ANCHOR] + found[C_SYMBOL]
+    return ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_size_t)(address), ""
+
+
+def symbols(path: str, names: tuple[bytes, ...]) -> dict[bytes, int]:
+    """Return the address in the file of each named function of an ELF64 little-endian file's symbol table.
+
+    Read directly (a few ms for LoadGen's 3,400 symbols) rather than with pyelftools (110 ms),
+    since every LoadGen run's process looks this up before it measures.
+    """
+    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+            raise ValueError("not a 64-bit little-endian ELF file")
+        offset, = struct.unpack_from("<Q", data, 0x28)
+        size, count = struct.unpack_from("<HH", data, 0x3A)
+        headers = [struct.unpack_from("<IIQQQQIIQQ", data, offset + i * size) for i in range(count)]
+        table = next((h for h in headers if h[1] == SHT_SYMTAB), None)
+        if table is None:
+            raise ValueError("no symbol table (a stripped build)")
+        entries = np.frombuffer(data[table[4]:table[4] + table[5]], dtype=SYMBOL)
+        strings = data[headers[table[6]][4]:headers[table[6]][4] + headers[table[6]][5]]
+    functions = entries[(entries["info"] & 0xF) == 2]  # STT_FUNC
+    found = {}
+    for name in names:
+        starts = [match.start() for match in re.finditer(re.escape(name) + b"\0", strings)]
+        chosen = functions[np.isin(functions["name"], starts)]
+        if len(chosen) == 1:
+            found[name] = int(chosen["value"][0])
+    return found
