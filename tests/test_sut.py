@@ -141,6 +141,17 @@ def test_cores_are_split_evenly_with_smt_siblings_together(monkeypatch: pytest.M
     assert harness.instance_cores(1, None, True) == (None, [None])  # the runtime's own choice
 
 
+def test_a_slab_hands_out_blocks_of_whole_batches_that_shrink_as_it_empties() -> None:
+    count = harness.SLAB_SAMPLES + 1000
+    slab = harness.Slab(0, list(range(10**9, 10**9 + count)), list(range(count)), 32)
+    blocks = list(iter(slab.take, None))
+    sizes = [len(block.ids) for block in blocks]
+    assert sum(sizes) == count and max(sizes) == harness.BLOCK_SAMPLES
+    assert all(size % 32 == 0 for size in sizes[:-1]) and sizes[-1] <= 32
+    assert sizes == sorted(sizes, reverse=True) and sizes[-2] == 32  # guided: the last blocks a batch each
+    assert blocks[0].ids.dtype == np.uint64 and blocks[0].indices.tolist() == list(range(sizes[0]))
+
+
 def test_a_large_issue_call_reaches_the_instances_once_per_sample_in_batches() -> None:
     # Offline's one query, larger than a slab: two instances alternate taking batches; every
     # sample comes out exactly once, in batches of at most batch_size, and the queue ends empty.
@@ -158,8 +169,8 @@ def test_a_large_issue_call_reaches_the_instances_once_per_sample_in_batches() -
                 active.remove(instance)
                 continue
             ids, indices = batch.samples()
-            assert [i - 10**9 for i in ids] == indices
-            seen.extend(indices)
+            assert (np.asarray(ids, dtype=np.int64) - 10**9).tolist() == np.asarray(indices).tolist()
+            seen.extend(np.asarray(indices).tolist())
             sizes.append(len(ids))
             taken[instance.number] += 1
             if len(seen) == count and not ended:  # the end, as Sut.stop puts it: one per instance

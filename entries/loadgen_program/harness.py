@@ -64,6 +64,7 @@ VALID_WARMUP_S, VALID_TIMING_S, VALID_MARGIN = 10.0, 10.0, 0.87
 VALID_KEPT = (0.83, 0.92)  # the share of the timed speed the measured valid runs kept
 VALID_TIMING_DIR = "valid_timing"
 SLAB_SAMPLES = 65_536  # an issue call larger than this is cut into chunks as they are taken (Slab)
+BLOCK_SAMPLES, GUIDED = 2048, 8  # a slab's blocks: at most this many samples, or the remainder / GUIDED
 PROFILE_BATCHES = 20
 SERVER_QPS_CAP = 10_000  # queries/s a Python SUT issues one by one without falling behind
 SCENARIOS = {name: getattr(lg.TestScenario, name) for name in scenarios.SCENARIOS}
@@ -92,7 +93,7 @@ class Instance:
         self.records = Records()
         self.responses = completion.responses(sut.batch_size, sut.completion)
         self.slab: Slab | None = None
-        self.busy_s, self.batches, self.samples = 0.0, 0, 0
+        self.block, self.cut_at = Chunk(0, [], []), 0  # the part of the slab this instance cuts its batches from
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self.main, name=f"sut-instance-{number}", daemon=True)
 
@@ -127,7 +128,7 @@ class Instance:
         assert self.backend is not None, "the instance's backend is not open yet"
         return self.backend
 
-    def predict(self, indices: list[int]) -> np.ndarray:
+    def predict(self, indices: Any) -> np.ndarray:
         """Return the int64 predicted class of each loaded sample index."""
         return self.runtime.predict(self.rows[indices])
 
@@ -139,7 +140,7 @@ class Instance:
         until it is empty (no queue round trip per batch).
         """
         if self.slab is not None:
-            if (chunk := self.slab.take()) is not None:
+            if (chunk := self.cut()) is not None:
                 return Batch([chunk])
             self.slab = None
         while True:
@@ -147,10 +148,11 @@ class Instance:
             if isinstance(item, Call):
                 item.run(self)
             elif isinstance(item, Slab):
-                if (chunk := item.take()) is not None:
+                self.slab, self.cut_at = item, len(self.block.ids)
+                if (chunk := self.cut()) is not None:
                     self.sut.queue.put(item)
-                    self.slab = item
                     return Batch([chunk])
+                self.slab = None
             elif item is None:
                 return None
             else:
@@ -171,6 +173,18 @@ class Instance:
             batch.chunks.append(more)
         return batch
 
+    def cut(self) -> Chunk | None:
+        """Return the slab's next batch: cut from this instance's block of it, taking the next block when used up."""
+        if self.cut_at >= len(self.block.ids):
+            assert self.slab is not None
+            block = self.slab.take()
+            if block is None:
+                return None
+            self.block, self.cut_at = block, 0
+        start = self.cut_at
+        self.cut_at = end = start + self.sut.batch_size
+        return Chunk(self.block.issued, self.block.ids[start:end], self.block.indices[start:end])
+
     def respond(self, ids: list[int], indices: list[int]) -> None:
         """Predict samples and make their responses, unsent (warm-up and timing)."""
         self.responses.fill(ids, self.predict(indices))
@@ -186,48 +200,50 @@ class Instance:
         self.responses.send()
         done = time.perf_counter_ns()
         self.records.add(batch, began, inferred, sent, done)
-        self.busy_s += (done - began) / 1e9
-        self.batches, self.samples = self.batches + 1, self.samples + len(ids)
 
     def describe(self) -> dict[str, Any]:
         """Return what this instance ran on and did: its cores, threads, batches, samples."""
         cores = sorted(os.sched_getaffinity(0)) if self.cores is None else self.cores
         return {"instance": self.number, "kind": "process" if self.options.process else "thread",
                 "process": self.described.get("process", os.getpid()), "cores": cores, "pinned": self.cores is not None,
-                "num_threads": self.described.get("num_threads"), "batches": self.batches,
-                "samples": self.samples}
+                "num_threads": self.described.get("num_threads"), "batches": len(self.records.batches),
+                "samples": self.records.samples()}
 
 
 class Chunk:
-    """Samples LoadGen issued in one call (up to batch_size of them): response ids, data set indices, when."""
+    """Samples LoadGen issued in one call: response ids, data set indices (lists, or arrays from a slab), when."""
 
     __slots__ = ("ids", "indices", "issued")
 
-    def __init__(self, issued: int, ids: list[int], indices: list[int]) -> None:
+    def __init__(self, issued: int, ids: Any, indices: Any) -> None:
         self.issued, self.ids, self.indices = issued, ids, indices
 
 
 class Slab:
-    """A large issue call (Offline's one query), cut into chunks as the instances take them.
+    """A large issue call (Offline's one query), handed to the instances in blocks as they take them.
 
     Cutting millions of samples into chunks in LoadGen's issuing thread, all at once, would
     hold the GIL for seconds while the instances wait: a valid digits run lost ~40 s so.
-    Each instance that takes it off the queue puts it back once and then cuts its next
-    chunks from it directly (Instance.next_batch); whoever finds it empty drops it.
+    Each instance that takes it off the queue puts it back once, for the others, and then
+    takes blocks of it directly (Instance.cut): a block's ids and indices become arrays once,
+    and its batches are views of them. Blocks shrink as the slab empties (a guided schedule:
+    at most the remainder / GUIDED), so the instances finish together.
     """
 
     def __init__(self, issued: int, ids: list[int], indices: list[int], size: int) -> None:
         self.issued, self.ids, self.indices, self.size = issued, ids, indices, size
+        self.block = size * max(1, BLOCK_SAMPLES // size)
         self.next, self.lock = 0, threading.Lock()
 
     def take(self) -> Chunk | None:
-        """Return the next chunk of up to size samples, None once all are taken."""
+        """Return the next block (whole batches but perhaps the last), None once all are taken."""
         with self.lock:
-            start = self.next
-            self.next = end = min(start + self.size, len(self.ids))
+            start, left = self.next, len(self.ids) - self.next
+            self.next = end = start + min(left, self.block, max(self.size, left // GUIDED // self.size * self.size))
         if start == end:
             return None
-        return Chunk(self.issued, self.ids[start:end], self.indices[start:end])
+        return Chunk(self.issued, np.array(self.ids[start:end], dtype=np.uint64),
+                     np.array(self.indices[start:end], dtype=np.int64))
 
 
 class Batch:
@@ -257,6 +273,14 @@ class Records:
     def __init__(self) -> None:
         self.batches: list[tuple[int, int, int, int]] = []
         self.chunks: list[tuple[int, int, int]] = []  # (issued, samples, batch number)
+
+    def samples(self) -> int:
+        """Return the samples the recorded batches answered."""
+        return sum(count for _, count, _ in self.chunks)
+
+    def busy_s(self) -> float:
+        """Return the seconds spent on the recorded batches, from inference to completion."""
+        return sum(done - began for began, _, _, done in self.batches) / 1e9
 
     def add(self, batch: Batch, began: int, inferred: int, sent: int, done: int) -> None:
         """Record one completed batch."""
@@ -357,7 +381,6 @@ class Sut:
         """Start every instance's records and counts afresh (after a timing run)."""
         for instance in self.instances:
             instance.records = Records()
-            instance.busy_s, instance.batches, instance.samples = 0.0, 0, 0
 
     def describe(self) -> list[dict[str, Any]]:
         """Return each instance's cores, threads and share of the work."""
@@ -630,8 +653,9 @@ def bare_rate(instance: Instance, batch: int, count: int, seconds: float) -> flo
 
 def write_sut_stats(sut: Sut, test_s: float, bare: list[float], warm: list[float]) -> None:
     """Record how busy the SUT was during the test, its instances and, if timed, the bare model's rate."""
-    busy = sum(instance.busy_s for instance in sut.instances) / len(sut.instances)
-    batches, samples = (sum(getattr(i, name) for i in sut.instances) for name in ("batches", "samples"))
+    busy = sum(instance.records.busy_s() for instance in sut.instances) / len(sut.instances)
+    batches = sum(len(instance.records.batches) for instance in sut.instances)
+    samples = sum(instance.records.samples() for instance in sut.instances)
     stats = {"test_wall_s": round(test_s, 4), "sut_busy_s": round(busy, 4), "batches": batches,
              "samples": samples, "mean_batch": round(samples / max(batches, 1), 2),
              "backend": sut.instances[0].described, "instances": sut.describe(),

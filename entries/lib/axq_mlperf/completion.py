@@ -45,8 +45,8 @@ SYMBOL = np.dtype([("name", "<u4"), ("info", "u1"), ("other", "u1"), ("section",
 class Responses(Protocol):
     """One instance's LoadGen responses: fill them for a batch, then send them."""
 
-    def fill(self, ids: list[int], predictions: np.ndarray) -> None:
-        """Make the responses of these sample ids point at their predictions (int64 classes)."""
+    def fill(self, ids: Any, predictions: np.ndarray) -> None:
+        """Make the responses of these sample ids (a list, or an array) point at their predictions (int64 classes)."""
 
     def send(self) -> None:
         """Complete the filled samples with one QuerySamplesComplete call."""
@@ -84,7 +84,7 @@ class ArrayResponses:
         self.ids = self.array["id"]
         self.address = self.array.ctypes.data
 
-    def fill(self, ids: list[int], predictions: np.ndarray) -> None:
+    def fill(self, ids: Any, predictions: np.ndarray) -> None:
         """Write the ids and predictions of a batch into the array."""
         count = len(ids)
         if count > len(self.array):
@@ -111,8 +111,10 @@ class ObjectResponses:
         address, width = self.buffer.ctypes.data, self.buffer.itemsize
         self.slots = [lg.QuerySampleResponse(0, address + i * width, width) for i in range(size)]
 
-    def fill(self, ids: list[int], predictions: np.ndarray) -> None:
+    def fill(self, ids: Any, predictions: np.ndarray) -> None:
         """Set the ids of the first responses and copy the predictions to their slots."""
+        if isinstance(ids, np.ndarray):
+            ids = ids.tolist()  # the binding takes Python ints twice as fast as numpy's
         count = len(ids)
         if count > len(self.slots):
             self.grow(count)

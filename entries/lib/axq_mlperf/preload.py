@@ -59,4 +59,4 @@ import numpy  # noqa: E402, F401
 
 import axq.entry  # noqa: E402
 import axq.errors  # noqa: E402, F401
-from axq_mlperf import backends, breakdown, child, config, results, scenarios, userconf  # noqa: E402, F401
+from axq_mlperf import backends, breakdown, child, completion, config, results, scenarios, userconf  # noqa: E402, F401
