@@ -1,0 +1,16 @@
+"""The packages: axq, its grammars, and entries/ with every folder in it (recipe code) as axq._entries.*.
+
+pyproject.toml holds everything else; only this list needs code, so that a new recipe
+folder is packaged without being named here (setuptools warns of, and will one day drop,
+folders of code that are not listed as packages).
+"""
+
+from pathlib import Path
+
+from setuptools import setup
+
+ENTRIES = Path(__file__).parent / "entries"
+FOLDERS = sorted(path.relative_to(ENTRIES).parts for path in ENTRIES.rglob("*")
+                 if path.is_dir() and "__pycache__" not in path.parts)
+
+setup(packages=["axq", "axq._grammar", "axq._entries", *(".".join(("axq._entries", *parts)) for parts in FOLDERS)])
