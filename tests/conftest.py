@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -40,6 +41,44 @@ def _fresh_recipe_cache():
     yield
     all_recipes.cache_clear()
     forget_computed_defaults()
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left_behind() -> Iterator[None]:
+    """Fail a test that leaves a process it started running, after killing it; the zygote stays.
+
+    A gated axq that a failed test never released would hold the measurement lock, and the
+    suite's later measured runs would wait for it for ever. The zygote (axq.zygote) is
+    meant to outlive the call that started it.
+    """
+    before = set(children())
+    yield
+    left = {pid: command for pid in set(children()) - before if "axq.zygote" not in (command := command_of(pid))}
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert not left, f"the test left these processes running (now killed): {left}"
+
+
+def children() -> Iterator[int]:
+    """Yield the pids of this process's live children (not zombies)."""
+    me = os.getpid()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, rest = stat.read_text().rpartition(")")  # pid (name) state ppid ...
+        except OSError:
+            continue
+        state, parent = rest.split()[:2]
+        if int(parent) == me and state != "Z":
+            yield int(head.split(" (", 1)[0])
+
+
+def command_of(pid: int) -> str:
+    """Return a process's command line ('' once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ").strip()
+    except OSError:
+        return ""
 
 
 @pytest.fixture
