@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -43,17 +43,26 @@ def _fresh_recipe_cache():
     forget_computed_defaults()
 
 
+KEPT: set[int] = set()  # processes a fixture of wider scope started in a test and will stop itself
+
+
+def keep(pids: Iterable[int]) -> None:
+    """Say that these processes, started during a test, belong to a fixture of wider scope that stops them."""
+    KEPT.update(pids)
+
+
 @pytest.fixture(autouse=True)
 def _no_process_left_behind() -> Iterator[None]:
     """Fail a test that leaves a process it started running, after killing it; the zygote stays.
 
     A gated axq that a failed test never released would hold the measurement lock, and the
     suite's later measured runs would wait for it for ever. The zygote (axq.zygote) is
-    meant to outlive the call that started it.
+    meant to outlive the call that started it, and so are the processes given to `keep`.
     """
     before = set(children())
     yield
-    left = {pid: command for pid in set(children()) - before if "axq.zygote" not in (command := command_of(pid))}
+    left = {pid: command for pid in set(children()) - before - KEPT
+            if "axq.zygote" not in (command := command_of(pid))}
     for pid in left:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

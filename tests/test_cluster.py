@@ -30,7 +30,7 @@ from axq.errors import UsageError
 from axq.progress import Reporter
 from axq.resolve import resolve
 
-from .conftest import REPO, TOY_RECIPES
+from .conftest import REPO, TOY_RECIPES, keep
 
 NODES = ("a", "b")
 TIMEOUT = 90  # seconds: far more than any of these sweeps needs
@@ -50,8 +50,9 @@ class RunningCluster:
         env = {cluster.NODE_COLLECTION: str(folder / "wc"), "AXQ_MEASURE_LOCK": str(folder / "measure.lock"),
                "AXQ_TEST_SYSTEM": f"machine-{name}"}
         resources = {f"{cluster.SYSTEM_RESOURCE}machine-{name}": 1}
-        self.nodes[name] = self.cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", include_dashboard=False,
-                                                 env_vars=env, resources=resources)
+        self.nodes[name] = node = self.cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1",
+                                                        include_dashboard=False, env_vars=env, resources=resources)
+        keep(info.process.pid for infos in node.all_processes.values() for info in infos)  # the module's to stop
 
     def node_of(self, pid: int) -> str:
         """Return the name of the node whose raylet started worker `pid`."""

@@ -53,7 +53,11 @@ class RemoteBackend:
                                         pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
         theirs.close()
         self.conn = Connection(ours.detach())
-        self.described: dict[str, Any] = self.call("open", model, dataclasses.replace(options, process=False))
+        try:
+            self.described: dict[str, Any] = self.call("open", model, dataclasses.replace(options, process=False))
+        except BaseException:
+            self.close()  # a process that could not open its model ends with the error, not later
+            raise
         self.precision: str = self.described["precision"]
 
     def call(self, name: str, *args: Any) -> Any:
