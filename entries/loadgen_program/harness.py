@@ -674,9 +674,9 @@ def write_breakdown(sut: Sut) -> None:
         issued = np.asarray(instance.records.chunks, dtype=np.int64).reshape(-1, 3)
         batches.append(np.column_stack([np.full(len(timed), instance.number), timed]))
         chunks.append(np.column_stack([np.full(len(issued), instance.number), issued]))
-    raw = {"batches": np.concatenate(batches), "chunks": np.concatenate(chunks)}
-    np.savez_compressed(BREAKDOWN_RAW, **raw)
-    Path(BREAKDOWN).write_text(json.dumps(breakdown.summarise(raw["batches"], raw["chunks"])), encoding="utf-8")
+    every_batch, every_chunk = np.concatenate(batches), np.concatenate(chunks)
+    np.savez_compressed(BREAKDOWN_RAW, batches=every_batch, chunks=every_chunk)
+    Path(BREAKDOWN).write_text(json.dumps(breakdown.summarise(every_batch, every_chunk)), encoding="utf-8")
 
 
 def write_profile(config: HarnessConfig, sut: Sut) -> None:
