@@ -11,7 +11,9 @@ the real LoadGen child and SUT of `entries/loadgen_program`. In one run:
    fresh process runs slower for its first seconds); each repeat removes the run first
    (`axq.remove`), so it is measured afresh;
 2. the same query with a model that returns at once (a recipe in a temporary recipe root,
-   as a user would add one), to show the harness's own ceiling.
+   as a user would add one), to show the harness's own ceiling: `--repeats` times each with
+   samples completed through LoadGen's C entry point (sut_completion=auto) and through its
+   Python binding (sut_completion=python), interleaved.
 
 Prints each rate and the ratio harness / bare (target >= 0.95). The baseline is taken in
 the test's own process because two processes running the same loop differ by tens of
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 QUERY = "loadgen_output,classified_digits,loadgen_mode=PerformanceOnly,loadgen_scenario=Offline"
+COMPLETIONS = ("auto", "python")  # sut_completion: LoadGen's C entry point, its Python binding
 INSTANT_RECIPE = {
     "version": 1,
     "description": "A digits 'model' that returns fixed logits at once (the harness's ceiling).",
@@ -124,11 +127,14 @@ def main() -> None:
         cross = bare_rate(first, args.batch_size, args.seconds)
         runs = [harness_run(f"{common},loadgen_target_qps={round(cross, 1)},harness_baseline_s={args.seconds}")
                 for _ in range(args.repeats)]
-        instant = harness_run(f"{common},model_name=instant")
-        report(args, [r.results for r in runs], instant.results, cross)
+        instant: dict[str, list[dict]] = {kind: [] for kind in COMPLETIONS}
+        for _ in range(args.repeats):
+            for kind, found in instant.items():
+                found.append(harness_run(f"{common},model_name=instant,sut_completion={kind}").results)
+        report(args, [r.results for r in runs], instant, cross)
 
 
-def report(args: Any, runs: list[dict], instant: dict, cross: float) -> None:
+def report(args: Any, runs: list[dict], instant: dict[str, list[dict]], cross: float) -> None:
     """Print each run and the medians."""
     print(f"digits small CNN (axq query, real kernel and SUT), 1x8x8 inputs, batch {args.batch_size}, "
           f"{args.threads} torch thread(s), {args.seconds:g} s per measurement")
@@ -144,8 +150,11 @@ def report(args: Any, runs: list[dict], instant: dict, cross: float) -> None:
     print(f"median ratio harness / bare (same process): {ratio:.3f}  (target >= 0.95; "
           f"range {ratios[0]:.3f}..{ratios[-1]:.3f})")
     print(f"median SUT busy during the test:            {100 * busy:.1f}%")
-    print(f"harness with an instant model:              {instant['performance']:.0f} samples/s "
-          f"({'VALID' if instant['valid'] else 'INVALID'})")
+    ceiling = {kind: statistics.median(r["performance"] for r in found) for kind, found in instant.items()}
+    valid = sum(r["valid"] for found in instant.values() for r in found)
+    print(f"harness with an instant model (medians):    {ceiling['auto']:.0f} samples/s through LoadGen's C entry "
+          f"point, {ceiling['python']:.0f} through its Python binding ({ceiling['auto'] / ceiling['python']:.2f}x; "
+          f"{valid}/{2 * args.repeats} VALID)")
     print(f"(the same bare loop in the parent process:  {cross:.1f}/s; processes differ, so not the baseline)")
 
 
