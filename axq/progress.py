@@ -1,14 +1,17 @@
 """Show what long steps are doing: a bar on a terminal, timestamped lines in a log.
 
 Every message also goes to the current build's log file. `--quiet` silences the screen,
-never the log.
+never the log. Python warnings raised while a build runs (`capturing_warnings`) are such
+messages too, so a library's warnings land in the build log, not on a quiet screen.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+import warnings
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import IO, Any, TypeVar
 
 T = TypeVar("T")
@@ -34,6 +37,18 @@ class Reporter:
             self.log_file.flush()
         if self.mode != "quiet":
             self._write(line)
+
+    @contextmanager
+    def capturing_warnings(self) -> Iterator[None]:
+        """Log the Python warnings raised meanwhile (once per place, as Python shows them), one line each."""
+
+        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: Any = None, line: str | None = None) -> None:
+            self.log(f"warning: {category.__name__}: {message} ({filename}:{lineno})")
+
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            yield
 
     def _write(self, line: str) -> None:
         if self.mode == "bar":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 
 from axq.progress import Reporter
 
@@ -41,3 +42,18 @@ def test_quiet_prints_nothing_but_still_logs(tmp_path):
         reporter.log("hello")
     assert stream.getvalue() == ""
     assert "hello" in (tmp_path / "build.log").read_text()
+
+
+def test_warnings_raised_while_capturing_go_to_the_log_not_a_quiet_screen(tmp_path):
+    stream = io.StringIO()
+    reporter = Reporter("quiet", stream=stream)
+    before = warnings.showwarning
+    with open(tmp_path / "build.log", "w") as log:
+        reporter.log_file = log
+        with reporter.capturing_warnings():
+            warnings.warn("weights copied the slow way", UserWarning, stacklevel=1)
+        reporter.log_file = None
+    assert stream.getvalue() == "" and warnings.showwarning is before  # restored afterwards
+    logged = (tmp_path / "build.log").read_text()
+    pattern = r"\[\d\d:\d\d:\d\d\] warning: UserWarning: weights copied the slow way \(.*test_progress.py:\d+\)\n$"
+    assert re.match(pattern, logged), logged
