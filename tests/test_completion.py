@@ -43,6 +43,21 @@ def test_the_installed_loadgen_names_its_c_entry_point() -> None:
     assert completion.describe("python") == "python (sut_completion=python)"
 
 
+def test_a_loadgen_release_whose_layout_was_not_checked_uses_the_binding(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    assert completion.installed_version() == importlib.metadata.version("mlcommons-loadgen")
+    monkeypatch.setattr(completion, "installed_version", lambda: "7.1.0")
+    completion.c_entry.cache_clear()
+    try:
+        function, why = completion.c_entry()
+        assert function is None and why == "mlcommons-loadgen 7.1.0: axq has not checked its QuerySampleResponse layout"
+        assert completion.describe("auto") == f"python ({why})"
+        assert isinstance(completion.responses(4, "auto"), completion.ObjectResponses)
+    finally:
+        completion.c_entry.cache_clear()
+
+
 def test_symbol_addresses_match_what_the_dynamic_loader_gives() -> None:
     # The anchor is exported: dlsym's address must be the mapped base plus what the file says.
     path = completion.lg.__file__

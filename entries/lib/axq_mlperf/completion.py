@@ -28,6 +28,7 @@ import mmap
 import os
 import re
 import struct
+from pathlib import Path
 from typing import Any, Protocol
 
 import mlperf_loadgen as lg
@@ -36,7 +37,8 @@ import numpy as np
 KINDS = ("auto", "python")  # the recipe's sut_completion: the C entry point where found, or the binding
 C_SYMBOL = b"_ZN6mlperf1c20QuerySamplesCompleteEPNS_19QuerySampleResponseEm"  # mlperf::c::QuerySamplesComplete
 ANCHOR = b"PyInit_mlperf_loadgen"  # exported: where the module was loaded
-FIELDS = ("id", "data", "size", "n_tokens")  # LoadGen's QuerySampleResponse, 8 bytes each (n_tokens since 4.1)
+FIELDS = ("id", "data", "size", "n_tokens")  # LoadGen's QuerySampleResponse, 8 bytes each
+VERIFIED = ("6.0.",)  # mlcommons-loadgen releases whose struct the tests checked against the binding's
 SHT_SYMTAB = 2
 SYMBOL = np.dtype([("name", "<u4"), ("info", "u1"), ("other", "u1"), ("section", "<u2"),
                    ("value", "<u8"), ("size", "<u8")])  # an ELF64 symbol table entry
@@ -140,6 +142,9 @@ def c_entry() -> tuple[Any, str]:
     fields = {name for name in dir(lg.QuerySampleResponse) if not name.startswith("_")}
     if fields not in ({*FIELDS[:3]}, {*FIELDS}):
         return None, f"QuerySampleResponse has fields {sorted(fields)}, a layout axq does not know"
+    version = installed_version()
+    if not version.startswith(VERIFIED):
+        return None, f"mlcommons-loadgen {version}: axq has not checked its QuerySampleResponse layout"
     path = lg.__file__
     try:
         found = symbols(path, (ANCHOR, C_SYMBOL))
@@ -152,6 +157,15 @@ def c_entry() -> tuple[Any, str]:
     assert anchor is not None
     address = anchor - found[ANCHOR] + found[C_SYMBOL]
     return ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_size_t)(address), ""
+
+
+def installed_version() -> str:
+    """Return the installed mlcommons-loadgen's version, from its wheel's dist-info folder beside the module.
+
+    (importlib.metadata takes ~35 ms to import and search; this is a directory listing.)
+    """
+    found = sorted(Path(lg.__file__).parent.glob("mlcommons_loadgen-*.dist-info"))
+    return found[-1].name.removeprefix("mlcommons_loadgen-").removesuffix(".dist-info") if found else "unknown"
 
 
 def symbols(path: str, names: tuple[bytes, ...]) -> dict[bytes, int]:
