@@ -148,7 +148,7 @@ class Instance:
             if isinstance(item, Call):
                 item.run(self)
             elif isinstance(item, Slab):
-                self.slab, self.cut_at = item, len(self.block.ids)
+                self.slab = item  # this instance's last block is used up: cut() takes one of this slab
                 if (chunk := self.cut()) is not None:
                     self.sut.queue.put(item)
                     return Batch([chunk])
