@@ -88,27 +88,30 @@ def test_a_file_without_a_symbol_table_or_not_elf_is_refused(tmp_path: Path) -> 
 
 def test_the_response_array_is_laid_out_as_loadgens_struct_and_grows() -> None:
     responses = completion.ArrayResponses(4)
-    assert responses.array.dtype.itemsize == 8 * len(completion.response_dtype().names)
-    responses.fill([11, 12], np.array([7, 8]))
-    assert responses.count == 2 and list(responses.array["id"][:2]) == [11, 12]
-    assert list(responses.buffer[:2]) == [7, 8]
+    assert responses.array.dtype.itemsize == responses.stride == 8 * len(completion.response_dtype().names)
+    responses.hold([11, 12])
+    responses.put(0, np.array([7, 8]))
+    assert list(responses.array["id"][:2]) == [11, 12] and list(responses.buffer[:2]) == [7, 8]
     base = responses.buffer.ctypes.data
     assert list(responses.array["data"]) == [base + 8 * i for i in range(4)] and set(responses.array["size"]) == {8}
-    responses.fill(list(range(100, 106)), np.arange(6))  # more than it was made for: it grows
-    assert responses.count == 6 and responses.array["data"][5] == responses.buffer.ctypes.data + 40
+    responses.hold(np.arange(100, 106, dtype=np.uint64))  # more than it was made for: it grows
+    responses.put(4, np.array([1, 2]))
+    assert responses.array["data"][5] == responses.buffer.ctypes.data + 40 and list(responses.buffer[4:6]) == [1, 2]
     assert responses.address == responses.array.ctypes.data and list(responses.array["id"]) == list(range(100, 106))
 
 
 def test_binding_responses_are_reused_and_point_at_each_prediction() -> None:
     responses = completion.ObjectResponses(4)
-    responses.fill([11, 12], np.array([7, 8]))
-    first = responses.pending
+    responses.hold([11, 12])
+    responses.put(0, np.array([7, 8]))
+    first = responses.slots[:2]
     assert [r.id for r in first] == [11, 12] and list(responses.buffer[:2]) == [7, 8]
     assert first[1].data - first[0].data == 8 and all(r.size == 8 for r in first)
-    responses.fill([21, 22, 23], np.array([1, 2, 3]))
-    assert responses.pending[0] is first[0] and [r.id for r in responses.pending] == [21, 22, 23]
-    responses.fill(list(range(6)), np.arange(6))
-    assert len(responses.pending) == 6 and responses.pending[5].data == responses.buffer.ctypes.data + 40
+    responses.hold(np.array([21, 22, 23], dtype=np.uint64))
+    assert responses.slots[0] is first[0] and [r.id for r in responses.slots[:3]] == [21, 22, 23]
+    responses.hold(list(range(6)))
+    responses.put(4, np.array([1, 2]))
+    assert responses.slots[5].data == responses.buffer.ctypes.data + 40 and list(responses.buffer[4:6]) == [1, 2]
 
 
 def test_a_run_answered_through_the_c_entry_point_logs_what_the_binding_logs(collection: Path) -> None:

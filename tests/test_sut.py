@@ -142,7 +142,7 @@ def test_cores_are_split_evenly_with_smt_siblings_together(monkeypatch: pytest.M
 
 
 def test_a_slab_hands_out_blocks_of_whole_batches_that_shrink_as_it_empties() -> None:
-    count = harness.SLAB_SAMPLES + 1000
+    count = 70_000
     slab = harness.Slab(0, list(range(10**9, 10**9 + count)), list(range(count)), 32)
     blocks = list(iter(slab.take, None))
     sizes = [len(block.ids) for block in blocks]
@@ -152,34 +152,69 @@ def test_a_slab_hands_out_blocks_of_whole_batches_that_shrink_as_it_empties() ->
     assert blocks[0].ids.dtype == np.uint64 and blocks[0].indices.tolist() == list(range(sizes[0]))
 
 
-def test_a_large_issue_call_reaches_the_instances_once_per_sample_in_batches() -> None:
-    # Offline's one query, larger than a slab: two instances alternate taking batches; every
-    # sample comes out exactly once, in batches of at most batch_size, and the queue ends empty.
+def test_an_issue_call_larger_than_a_batch_reaches_the_instances_once_per_sample_in_blocks() -> None:
+    # Offline's one query: two instances alternate taking blocks of it; every sample comes out
+    # exactly once, in blocks of whole batches, and the queue ends empty. A call that fits a
+    # batch (Server's, the streams') is one chunk.
     sut = SimpleNamespace(queue=queue.SimpleQueue(), batch_size=32, max_wait_s=None, completion="auto")
-    count = harness.SLAB_SAMPLES + 1000
+    harness.Sut.issue(sut, [7, 8], [0, 1])
+    chunk = sut.queue.get()
+    assert isinstance(chunk, harness.Chunk) and chunk.ids == [7, 8] and sut.queue.empty()
+    count = 5000
     harness.Sut.issue(sut, list(range(10**9, 10**9 + count)), list(range(count)))
     instances = [harness.Instance(number, None, None, "", np.zeros((count, 1)), sut) for number in range(2)]
     seen: list[int] = []
-    sizes: list[int] = []
     active, ended, taken = list(instances), False, [0, 0]
     while active:
         for instance in list(active):
-            batch = instance.next_batch()
-            if batch is None:
+            block = instance.next_work()
+            if block is None:
                 active.remove(instance)
                 continue
-            ids, indices = batch.samples()
-            assert (np.asarray(ids, dtype=np.int64) - 10**9).tolist() == np.asarray(indices).tolist()
-            seen.extend(np.asarray(indices).tolist())
-            sizes.append(len(ids))
+            assert isinstance(block, harness.Chunk)
+            assert (block.ids.astype(np.int64) - 10**9).tolist() == block.indices.tolist()
+            assert len(block.ids) % 32 == 0 or len(seen) + len(block.ids) == count
+            seen.extend(block.indices.tolist())
             taken[instance.number] += 1
             if len(seen) == count and not ended:  # the end, as Sut.stop puts it: one per instance
                 sut.queue.put(None)
                 sut.queue.put(None)
                 ended = True
-    assert sorted(seen) == list(range(count)) and max(sizes) == 32
-    assert len(sizes) == -(-count // 32) and all(taken[number] > 1000 for number in (0, 1))
+    assert sorted(seen) == list(range(count)) and all(taken[number] > 1 for number in (0, 1))
     assert sut.queue.empty()
+
+
+class Recorded:
+    """Responses that record what the SUT holds, puts and sends (LoadGen's call needs a real test)."""
+
+    def __init__(self) -> None:
+        self.held: list[int] = []
+        self.slots: dict[int, int] = {}
+        self.sent: list[tuple[int, int]] = []
+
+    def hold(self, ids: np.ndarray) -> None:
+        self.held = ids.tolist()
+
+    def put(self, start: int, predictions: np.ndarray) -> None:
+        self.slots.update(zip(range(start, start + len(predictions)), predictions.tolist(), strict=True))
+
+    def send(self, start: int, count: int) -> None:
+        self.sent.append((start, count))
+
+
+def test_a_block_is_answered_in_batches_each_sent_as_its_own_run_of_responses() -> None:
+    sut = SimpleNamespace(queue=queue.SimpleQueue(), batch_size=32, max_wait_s=None, completion="auto")
+    instance = harness.Instance(0, None, None, "", np.zeros((200, 1)), sut)
+    instance.rows[:] = np.arange(200) + 1000  # data set index i is held in row 1000 + i
+    instance.backend = SimpleNamespace(predict=lambda rows: rows * 10)
+    instance.responses = responses = Recorded()
+    block = harness.Chunk(5, np.arange(500, 570, dtype=np.uint64), np.arange(100, 170))
+    instance.answer_block(block)
+    assert responses.held == list(range(500, 570))
+    assert responses.sent == [(0, 32), (32, 32), (64, 6)]
+    assert responses.slots == {i: (1100 + i) * 10 for i in range(70)}  # each slot its own sample's answer
+    assert instance.records.chunks == [(5, 32, 0), (5, 32, 1), (5, 6, 2)] and instance.records.samples() == 70
+    assert all(began <= inferred <= sent <= done for began, inferred, sent, done in instance.records.batches)
 
 
 # ----------------------------------------------------------------------------- latency breakdown

@@ -63,7 +63,6 @@ MARGIN = 2.0
 VALID_WARMUP_S, VALID_TIMING_S, VALID_MARGIN = 10.0, 10.0, 0.87
 VALID_KEPT = (0.83, 0.92)  # the share of the timed speed the measured valid runs kept
 VALID_TIMING_DIR = "valid_timing"
-SLAB_SAMPLES = 65_536  # an issue call larger than this is cut into chunks as they are taken (Slab)
 BLOCK_SAMPLES, GUIDED = 2048, 8  # a slab's blocks: at most this many samples, or the remainder / GUIDED
 PROFILE_BATCHES = 20
 SERVER_QPS_CAP = 10_000  # queries/s a Python SUT issues one by one without falling behind
@@ -93,7 +92,6 @@ class Instance:
         self.records = Records()
         self.responses = completion.responses(sut.batch_size, sut.completion)
         self.slab: Slab | None = None
-        self.block, self.cut_at = Chunk(0, [], []), 0  # the part of the slab this instance cuts its batches from
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self.main, name=f"sut-instance-{number}", daemon=True)
 
@@ -105,8 +103,11 @@ class Instance:
             self.backend = backends.open_backend(Entry.at(self.model), self.options)
             self.described = self.backend.describe()  # here: threads are a setting of the calling thread
             self.ready.set()
-            while (batch := self.next_batch()) is not None:
-                self.complete(batch)
+            while (work := self.next_work()) is not None:
+                if isinstance(work, Batch):
+                    self.complete(work)
+                else:
+                    self.answer_block(work)
             self.backend.close()
         except BaseException as error:
             fail(error)
@@ -132,27 +133,27 @@ class Instance:
         """Return the int64 predicted class of each loaded sample index."""
         return self.runtime.predict(self.rows[indices])
 
-    def next_batch(self) -> Batch | None:
-        """Return the next batch: one chunk, topped up to batch_size when waiting is allowed.
+    def next_work(self) -> Batch | Chunk | None:
+        """Return what to answer next: a batch, or a block of a slab (a Chunk); None ends the loop.
 
-        Calls queued by `Sut.on_each` run here as they come; None ends the loop. A slab
-        taken off the queue is put back once, for the other instances, and then cut here
-        until it is empty (no queue round trip per batch).
+        A batch is one chunk, topped up to batch_size when waiting is allowed. Calls queued
+        by `Sut.on_each` run here as they come. A slab taken off the queue is put back once,
+        for the other instances, and then this instance takes its blocks until it is empty
+        (no queue round trip per block).
         """
         if self.slab is not None:
-            if (chunk := self.cut()) is not None:
-                return Batch([chunk])
+            if (block := self.slab.take()) is not None:
+                return block
             self.slab = None
         while True:
             item = self.sut.queue.get()
             if isinstance(item, Call):
                 item.run(self)
             elif isinstance(item, Slab):
-                self.slab = item  # this instance's last block is used up: cut() takes one of this slab
-                if (chunk := self.cut()) is not None:
+                if (block := item.take()) is not None:
+                    self.slab = item
                     self.sut.queue.put(item)
-                    return Batch([chunk])
-                self.slab = None
+                    return block
             elif item is None:
                 return None
             else:
@@ -167,39 +168,51 @@ class Instance:
                 more = self.sut.queue.get(timeout=left)
             except queue.Empty:
                 break
-            if not isinstance(more, Chunk):  # the end, or a call: for the next batch
+            if not isinstance(more, Chunk):  # the end, or a call, or a slab: for the next batch
                 self.sut.queue.put(more)
                 break
             batch.chunks.append(more)
         return batch
 
-    def cut(self) -> Chunk | None:
-        """Return the slab's next batch: cut from this instance's block of it, taking the next block when used up."""
-        if self.cut_at >= len(self.block.ids):
-            assert self.slab is not None
-            block = self.slab.take()
-            if block is None:
-                return None
-            self.block, self.cut_at = block, 0
-        start = self.cut_at
-        self.cut_at = end = start + self.sut.batch_size
-        return Chunk(self.block.issued, self.block.ids[start:end], self.block.indices[start:end])
-
     def respond(self, ids: list[int], indices: list[int]) -> None:
         """Predict samples and make their responses, unsent (warm-up and timing)."""
-        self.responses.fill(ids, self.predict(indices))
+        self.responses.hold(ids)
+        self.responses.put(0, self.predict(indices))
 
     def complete(self, batch: Batch) -> None:
         """Answer a batch with one QuerySamplesComplete call."""
         ids, indices = batch.samples()
+        self.responses.hold(ids)
         began = time.perf_counter_ns()
         predictions = self.predict(indices)
         inferred = time.perf_counter_ns()
-        self.responses.fill(ids, predictions)
+        self.responses.put(0, predictions)
         sent = time.perf_counter_ns()
-        self.responses.send()
+        self.responses.send(0, len(predictions))
         done = time.perf_counter_ns()
         self.records.add(batch, began, inferred, sent, done)
+
+    def answer_block(self, block: Chunk) -> None:
+        """Answer a slab's block batch by batch, each with one QuerySamplesComplete call.
+
+        The block's response ids are written once; each batch is a view of its indices, and
+        its predictions and responses a run of the block's. The loop is the SUT's hot path in
+        Offline (the digits CNN infers a batch in ~400 us): its lookups are bound once.
+        """
+        size, issued, indices, rows = self.sut.batch_size, block.issued, block.indices, self.rows
+        predict, responses, clock = self.runtime.predict, self.responses, time.perf_counter_ns
+        batches, chunks = self.records.batches, self.records.chunks
+        responses.hold(block.ids)
+        for start in range(0, len(indices), size):
+            began = clock()
+            predictions = predict(rows[indices[start:start + size]])
+            inferred = clock()
+            responses.put(start, predictions)
+            sent = clock()
+            responses.send(start, len(predictions))
+            done = clock()
+            chunks.append((issued, len(predictions), len(batches)))
+            batches.append((began, inferred, sent, done))
 
     def describe(self) -> dict[str, Any]:
         """Return what this instance ran on and did: its cores, threads, batches, samples."""
@@ -211,7 +224,7 @@ class Instance:
 
 
 class Chunk:
-    """Samples LoadGen issued in one call: response ids, data set indices (lists, or arrays from a slab), when."""
+    """Samples LoadGen issued in one call, or a block of one: response ids, data set indices (lists, or arrays), when."""
 
     __slots__ = ("ids", "indices", "issued")
 
@@ -220,14 +233,14 @@ class Chunk:
 
 
 class Slab:
-    """A large issue call (Offline's one query), handed to the instances in blocks as they take them.
+    """An issue call larger than a batch (Offline's one query), handed to the instances in blocks as they take them.
 
     Cutting millions of samples into chunks in LoadGen's issuing thread, all at once, would
     hold the GIL for seconds while the instances wait: a valid digits run lost ~40 s so.
     Each instance that takes it off the queue puts it back once, for the others, and then
-    takes blocks of it directly (Instance.cut): a block's ids and indices become arrays once,
-    and its batches are views of them. Blocks shrink as the slab empties (a guided schedule:
-    at most the remainder / GUIDED), so the instances finish together.
+    takes blocks of it directly: a block's ids and indices become arrays once, and its
+    batches are views of them (Instance.answer_block). Blocks shrink as the slab empties (a
+    guided schedule: at most the remainder / GUIDED), so the instances finish together.
     """
 
     def __init__(self, issued: int, ids: list[int], indices: list[int], size: int) -> None:
@@ -309,10 +322,10 @@ class Call:
 class Sut:
     """The system under test: a queue that LoadGen's issuing thread fills and the instances drain.
 
-    LoadGen's issue callback cuts its samples into chunks of up to batch_size onto one
-    queue; whichever instance is free takes the next (Offline spreads over the instances,
-    Server and the streams go to a free one). For Server an instance tops a chunk up to
-    batch_size, waiting at most server_max_wait_ms.
+    LoadGen's issue callback puts its samples on one queue: a chunk of up to batch_size, or
+    a slab that the instances take blocks of; whichever instance is free takes the next
+    (Offline spreads over the instances, Server and the streams go to a free one). For
+    Server an instance tops a chunk up to batch_size, waiting at most server_max_wait_ms.
     """
 
     def __init__(self, config: HarnessConfig, images: Any) -> None:
@@ -333,16 +346,12 @@ class Sut:
         print(f"harness: backend {json.dumps(self.instances[0].described)}", flush=True)
 
     def issue(self, ids: list[int], indices: list[int]) -> None:
-        """Queue LoadGen's samples in chunks of up to batch_size (LoadGen's fast issue callback)."""
-        issued, size = time.perf_counter_ns(), self.batch_size
-        if len(ids) <= size:
+        """Queue LoadGen's samples: a chunk, or a slab if they fill more than a batch (LoadGen's fast issue callback)."""
+        issued = time.perf_counter_ns()
+        if len(ids) <= self.batch_size:
             self.queue.put(Chunk(issued, ids, indices))
-            return
-        if len(ids) > SLAB_SAMPLES:
-            self.queue.put(Slab(issued, ids, indices, size))
-            return
-        for start in range(0, len(ids), size):
-            self.queue.put(Chunk(issued, ids[start:start + size], indices[start:start + size]))
+        else:
+            self.queue.put(Slab(issued, ids, indices, self.batch_size))
 
     def flush(self) -> None:
         """Nothing to flush: every queued chunk runs as soon as an instance can take it."""

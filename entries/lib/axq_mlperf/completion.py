@@ -15,9 +15,11 @@ build, another platform, a struct of unknown layout), `ObjectResponses` uses the
 and the run records which one answered and why (`get sut`: completion).
 
 Both keep one instance's responses for every batch: response i always points at slot i
-of the instance's int64 output buffer. LoadGen copies what it keeps (the ids, and the
-data it logs) before QuerySamplesComplete returns, and an instance sends one batch at a
-time, so both can be reused at once.
+of the instance's int64 output buffer. An instance holds the ids of what it answers next
+(a batch, or an Offline block of many batches: its ids written once), puts each batch's
+predictions into their slots and sends that run of responses. LoadGen copies what it keeps
+(the ids, and the data it logs) before QuerySamplesComplete returns, and an instance sends
+one batch at a time, so both can be reused at once.
 """
 
 from __future__ import annotations
@@ -45,13 +47,16 @@ SYMBOL = np.dtype([("name", "<u4"), ("info", "u1"), ("other", "u1"), ("section",
 
 
 class Responses(Protocol):
-    """One instance's LoadGen responses: fill them for a batch, then send them."""
+    """One instance's LoadGen responses: hold the ids of a batch or a block, put predictions, send a run of them."""
 
-    def fill(self, ids: Any, predictions: np.ndarray) -> None:
-        """Make the responses of these sample ids (a list, or an array) point at their predictions (int64 classes)."""
+    def hold(self, ids: Any) -> None:
+        """Make responses 0 .. len(ids) - 1 carry these sample ids (a list, or an array)."""
 
-    def send(self) -> None:
-        """Complete the filled samples with one QuerySamplesComplete call."""
+    def put(self, start: int, predictions: np.ndarray) -> None:
+        """Point responses start .. start + len(predictions) - 1 at these predictions (int64 classes)."""
+
+    def send(self, start: int, count: int) -> None:
+        """Complete responses start .. start + count - 1 with one QuerySamplesComplete call."""
 
 
 def responses(size: int, kind: str) -> Responses:
@@ -74,7 +79,6 @@ class ArrayResponses:
 
     def __init__(self, size: int) -> None:
         self.complete = c_entry()[0]
-        self.count = 0
         self.grow(size)
 
     def grow(self, size: int) -> None:
@@ -84,27 +88,28 @@ class ArrayResponses:
         self.array["data"] = self.buffer.ctypes.data + self.buffer.itemsize * np.arange(size, dtype=np.uint64)
         self.array["size"] = self.buffer.itemsize
         self.ids = self.array["id"]
-        self.address = self.array.ctypes.data
+        self.address, self.stride = self.array.ctypes.data, self.array.itemsize
 
-    def fill(self, ids: Any, predictions: np.ndarray) -> None:
-        """Write the ids and predictions of a batch into the array."""
+    def hold(self, ids: Any) -> None:
+        """Write the ids into the first responses."""
         count = len(ids)
         if count > len(self.array):
             self.grow(count)
-        self.buffer[:count] = predictions
         self.ids[:count] = ids
-        self.count = count
 
-    def send(self) -> None:
-        """Complete the filled samples."""
-        self.complete(self.address, self.count)
+    def put(self, start: int, predictions: np.ndarray) -> None:
+        """Write the predictions into their responses' slots."""
+        self.buffer[start:start + len(predictions)] = predictions
+
+    def send(self, start: int, count: int) -> None:
+        """Complete a run of responses: LoadGen's C function on that part of the array."""
+        self.complete(self.address + start * self.stride, count)
 
 
 class ObjectResponses:
     """Responses as QuerySampleResponse objects, made once and reused, sent through the Python binding."""
 
     def __init__(self, size: int) -> None:
-        self.pending: list = []
         self.grow(size)
 
     def grow(self, size: int) -> None:
@@ -113,21 +118,22 @@ class ObjectResponses:
         address, width = self.buffer.ctypes.data, self.buffer.itemsize
         self.slots = [lg.QuerySampleResponse(0, address + i * width, width) for i in range(size)]
 
-    def fill(self, ids: Any, predictions: np.ndarray) -> None:
-        """Set the ids of the first responses and copy the predictions to their slots."""
+    def hold(self, ids: Any) -> None:
+        """Set the ids of the first responses."""
         if isinstance(ids, np.ndarray):
             ids = ids.tolist()  # the binding takes Python ints twice as fast as numpy's
-        count = len(ids)
-        if count > len(self.slots):
-            self.grow(count)
-        self.buffer[:count] = predictions
-        self.pending = self.slots[:count]
-        for slot, sample in zip(self.pending, ids, strict=True):
+        if len(ids) > len(self.slots):
+            self.grow(len(ids))
+        for slot, sample in zip(self.slots, ids, strict=False):
             slot.id = sample
 
-    def send(self) -> None:
-        """Complete the filled samples."""
-        lg.QuerySamplesComplete(self.pending)
+    def put(self, start: int, predictions: np.ndarray) -> None:
+        """Copy the predictions to their responses' slots."""
+        self.buffer[start:start + len(predictions)] = predictions
+
+    def send(self, start: int, count: int) -> None:
+        """Complete a run of responses through the binding."""
+        lg.QuerySamplesComplete(self.slots[start:start + count])
 
 
 def response_dtype() -> np.dtype:
