@@ -224,7 +224,7 @@ class Instance:
 
 
 class Chunk:
-    """Samples LoadGen issued in one call, or a block of one: response ids, data set indices (lists, or arrays), when."""
+    """Samples of one LoadGen issue call, or a block of them: response ids, data set indices, issue time."""
 
     __slots__ = ("ids", "indices", "issued")
 
@@ -346,7 +346,7 @@ class Sut:
         print(f"harness: backend {json.dumps(self.instances[0].described)}", flush=True)
 
     def issue(self, ids: list[int], indices: list[int]) -> None:
-        """Queue LoadGen's samples: a chunk, or a slab if they fill more than a batch (LoadGen's fast issue callback)."""
+        """Queue LoadGen's samples: a chunk, or a slab if more than a batch (LoadGen's fast issue callback)."""
         issued = time.perf_counter_ns()
         if len(ids) <= self.batch_size:
             self.queue.put(Chunk(issued, ids, indices))
