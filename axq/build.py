@@ -202,7 +202,7 @@ class Builder:
             self.reporter.log_file = log
             try:
                 self.reporter.log(f"building {node.name} ({node.producer.label})")
-                with stopping_children(context, self.reporter), self.reporter.capturing_warnings():
+                with stopping_children(context, self.reporter), self.reporter.capturing_output():
                     results = build(context)
                 self.reporter.log(f"built {node.name}")
                 _log_contention(log, node.name, context.measurement)

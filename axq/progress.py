@@ -1,13 +1,15 @@
 """Show what long steps are doing: a bar on a terminal, timestamped lines in a log.
 
 Every message also goes to the current build's log file. `--quiet` silences the screen,
-never the log. Python warnings raised while a build runs (`capturing_warnings`) are such
-messages too, so a library's warnings land in the build log, not on a quiet screen.
+never the log. What a library says while a build runs in this process (`capturing_output`:
+Python warnings, and lines written to sys.stderr, such as torch's own log handler's) is
+such a message too, so it lands in the build log, not on a quiet screen.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -39,24 +41,30 @@ class Reporter:
             self._write(line)
 
     @contextmanager
-    def capturing_warnings(self) -> Iterator[None]:
-        """Log the Python warnings raised meanwhile (once per place, as Python shows them), one line each."""
+    def capturing_output(self) -> Iterator[None]:
+        """Log, one line each, the Python warnings raised meanwhile (once per place, as Python
+        shows them) and the lines written to sys.stderr meanwhile (see _Stderr)."""
 
         def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                  file: Any = None, line: str | None = None) -> None:
             self.log(f"warning: {category.__name__}: {message} ({filename}:{lineno})")
 
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _STDERR.routed_to(self):
             warnings.showwarning = show
             yield
+
+    @property
+    def screen(self) -> IO[str]:
+        """Return the stream for the screen: never a build's routed stderr (log() writes the log itself)."""
+        return self.stream.real() if isinstance(self.stream, _Stderr) else self.stream
 
     def _write(self, line: str) -> None:
         if self.mode == "bar":
             from tqdm import tqdm
 
-            tqdm.write(line, file=self.stream)
+            tqdm.write(line, file=self.screen)
         else:
-            print(line, file=self.stream, flush=True)
+            print(line, file=self.screen, flush=True)
 
     def progress(self, items: Iterable[T], total: int | None = None, desc: str = "") -> Iterator[T]:
         """Yield items, showing progress (bar with rate and ETA, or a line per 10%)."""
@@ -64,7 +72,7 @@ class Reporter:
         if self.mode == "bar":
             from tqdm import tqdm
 
-            yield from tqdm(items, total=total, desc=desc, file=self.stream, leave=False)
+            yield from tqdm(items, total=total, desc=desc, file=self.screen, leave=False)
             self.log(f"{desc}: done {total or ''}".rstrip())
             return
         yield from self._lines(items, total, desc)
@@ -78,6 +86,77 @@ class Reporter:
             if total and count % step == 0 and count < total:
                 self.log(f"{desc}: {count}/{total} ({count / (time.monotonic() - start):.1f}/s)")
         self.log(f"{desc}: {count}/{total if total is not None else count} done in {time.monotonic() - start:.1f}s")
+
+
+class _Stderr:
+    """sys.stderr while a build runs in this process: each whole line to that build's Reporter.log.
+
+    A library imported during a build may keep the stream it found then (torch's logging
+    handler, made by `import torch`, writes "W1206 ... No CUDA runtime is found" on a quiet
+    screen), so this object outlives the build inside it: with no build running it writes
+    where sys.stderr points again. Anything else (fileno, encoding, isatty) is the real
+    stream's. A Reporter made during a build (its stream: this one) writes its screen lines
+    to the real stream (Reporter.screen).
+    """
+
+    def __init__(self) -> None:
+        self.routes: list[Reporter] = []  # the reporters of the builds running (they nest)
+        self.original: Any = None  # the sys.stderr the first of them replaced
+        self.partial = ""
+        self.lock = threading.RLock()
+        self.local = threading.local()
+
+    @contextmanager
+    def routed_to(self, reporter: Reporter) -> Iterator[None]:
+        """Send sys.stderr's lines to reporter's log while the block runs."""
+        with self.lock:
+            if not self.routes:
+                self.original, sys.stderr = sys.stderr, self
+            self.routes.append(reporter)
+        try:
+            yield
+        finally:
+            with self.lock:
+                if self.partial:
+                    self._log(self.partial)
+                    self.partial = ""
+                self.routes.remove(reporter)
+                if not self.routes:
+                    sys.stderr = self.original
+
+    def real(self) -> Any:
+        """Return the stream this one stands for: the one it replaced, or sys.stderr once no build runs."""
+        if self.routes:
+            return self.original
+        return sys.stderr if sys.stderr is not self else sys.__stderr__
+
+    def write(self, text: str) -> int:
+        """Log each whole line (keeping a partial one for later); outside a build, write through."""
+        with self.lock:
+            if not self.routes or getattr(self.local, "logging", False):  # outside a build, or a line being logged
+                return self.real().write(text)
+            lines = (self.partial + text).split("\n")
+            self.partial = lines.pop()
+            for line in lines:
+                self._log(line)
+        return len(text)
+
+    def _log(self, line: str) -> None:
+        self.local.logging = True
+        try:
+            self.routes[-1].log(line)
+        finally:
+            self.local.logging = False
+
+    def flush(self) -> None:
+        """Flush the real stream (whole lines are logged as they come)."""
+        self.real().flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real(), name)
+
+
+_STDERR = _Stderr()
 
 
 def _length(items: Any) -> int | None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import logging
 import re
+import sys
 import warnings
 
 from axq.progress import Reporter
@@ -50,10 +52,52 @@ def test_warnings_raised_while_capturing_go_to_the_log_not_a_quiet_screen(tmp_pa
     before = warnings.showwarning
     with open(tmp_path / "build.log", "w") as log:
         reporter.log_file = log
-        with reporter.capturing_warnings():
+        with reporter.capturing_output():
             warnings.warn("weights copied the slow way", UserWarning, stacklevel=1)
         reporter.log_file = None
     assert stream.getvalue() == "" and warnings.showwarning is before  # restored afterwards
     logged = (tmp_path / "build.log").read_text()
     pattern = r"\[\d\d:\d\d:\d\d\] warning: UserWarning: weights copied the slow way \(.*test_progress.py:\d+\)\n$"
     assert re.match(pattern, logged), logged
+
+
+def test_what_a_library_writes_to_stderr_in_a_build_goes_to_the_log_and_after_it_to_the_screen(tmp_path, monkeypatch):
+    # torch's log handler is made by `import torch`, during a build, and keeps the stream it
+    # found: its lines belong in that build's log, and after the build on the screen again.
+    screen = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", screen)
+    reporter = Reporter("quiet", stream=io.StringIO())
+    library = logging.getLogger("axq-test-library")
+    monkeypatch.setattr(library, "propagate", False)
+    with open(tmp_path / "build.log", "w") as log:
+        reporter.log_file = log
+        with reporter.capturing_output():
+            assert sys.stderr is not screen
+            handler = logging.StreamHandler()  # takes sys.stderr as it is now
+            library.addHandler(handler)
+            library.warning("No CUDA runtime is found")
+            sys.stderr.write("half a ")
+            sys.stderr.write("line")  # logged when the build ends
+        reporter.log_file = None
+    try:
+        assert sys.stderr is screen and screen.getvalue() == ""
+        library.warning("said after the build")
+    finally:
+        library.removeHandler(handler)
+    assert screen.getvalue() == "said after the build\n"
+    logged = (tmp_path / "build.log").read_text().splitlines()
+    assert [line[11:] for line in logged] == ["No CUDA runtime is found", "half a line"]
+
+
+def test_a_reporter_made_during_a_build_writes_its_screen_lines_to_the_screen_once(tmp_path, monkeypatch):
+    screen = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", screen)
+    outer = Reporter("quiet", stream=io.StringIO())
+    with open(tmp_path / "build.log", "w") as log:
+        outer.log_file = log
+        with outer.capturing_output():
+            inner = Reporter("lines")  # its screen is sys.stderr: the build's stream
+            inner.log("inner progress")
+        outer.log_file = None
+    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] inner progress\n", screen.getvalue())
+    assert (tmp_path / "build.log").read_text() == ""
