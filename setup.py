@@ -10,7 +10,7 @@ from pathlib import Path
 from setuptools import setup
 
 ENTRIES = Path(__file__).parent / "entries"
-FOLDERS = sorted(path.relative_to(ENTRIES).parts for path in ENTRIES.rglob("*")
-                 if path.is_dir() and "__pycache__" not in path.parts)
+FOLDERS = sorted(parts for parts in (path.relative_to(ENTRIES).parts for path in ENTRIES.rglob("*") if path.is_dir())
+                 if not any(part == "__pycache__" or part.startswith(".") for part in parts))  # caches: .mypy_cache
 
 setup(packages=["axq", "axq._grammar", "axq._entries", *(".".join(("axq._entries", *parts)) for parts in FOLDERS)])
