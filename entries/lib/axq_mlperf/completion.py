@@ -74,7 +74,17 @@ def describe(kind: str) -> str:
     return "c" if entry is not None else f"python ({why})"
 
 
-class ArrayResponses:
+class Slots:
+    """The int64 output buffer both kinds of responses point into: response i at slot i."""
+
+    buffer: np.ndarray
+
+    def put(self, start: int, predictions: np.ndarray) -> None:
+        """Write the predictions into their responses' slots."""
+        self.buffer[start:start + len(predictions)] = predictions
+
+
+class ArrayResponses(Slots):
     """Responses as an array of LoadGen's QuerySampleResponse structs, sent through its C entry point."""
 
     def __init__(self, size: int) -> None:
@@ -97,16 +107,12 @@ class ArrayResponses:
             self.grow(count)
         self.ids[:count] = ids
 
-    def put(self, start: int, predictions: np.ndarray) -> None:
-        """Write the predictions into their responses' slots."""
-        self.buffer[start:start + len(predictions)] = predictions
-
     def send(self, start: int, count: int) -> None:
         """Complete a run of responses: LoadGen's C function on that part of the array."""
         self.complete(self.address + start * self.stride, count)
 
 
-class ObjectResponses:
+class ObjectResponses(Slots):
     """Responses as QuerySampleResponse objects, made once and reused, sent through the Python binding."""
 
     def __init__(self, size: int) -> None:
@@ -126,10 +132,6 @@ class ObjectResponses:
             self.grow(len(ids))
         for slot, sample in zip(self.slots, ids, strict=False):
             slot.id = sample
-
-    def put(self, start: int, predictions: np.ndarray) -> None:
-        """Copy the predictions to their responses' slots."""
-        self.buffer[start:start + len(predictions)] = predictions
 
     def send(self, start: int, count: int) -> None:
         """Complete a run of responses through the binding."""
