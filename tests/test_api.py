@@ -105,11 +105,11 @@ def test_import_axq_from_the_folder_above_a_clone_called_axq(tmp_path):
     clone.symlink_to(REPO, target_is_directory=True)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    dry_run = subprocess.run(["make", "-n", "-B", f"VENV={venv}", f"{venv}/bin/axq"], cwd=REPO, text=True,
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    dry_run = subprocess.run(["make", "-n", "-B", f"VENV={venv}", f"{venv}/bin/axq"], cwd=REPO, env=env, text=True,
                              capture_output=True, check=True, timeout=60).stdout.splitlines()
     path_entry = [line for line in dry_run if "axq_checkout.pth" in line]
     assert len(path_entry) == 1, dry_run
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run(["sh", "-c", path_entry[0]], cwd=clone, env=env, check=True, timeout=60)
     found = subprocess.run([str(venv / "bin" / "python"), "-c", "import axq; print(axq.__file__, 'plan' in dir(axq))"],
                            cwd=clone.parent, env=env, text=True, capture_output=True, timeout=60, check=False)
