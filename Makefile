@@ -10,11 +10,12 @@ DEMO_QUERY := loadgen_output,classified_digits,framework=pytorch,loadgen_mode=Ac
 # The venv's axq is the checkout's (editable). Its .pth file also puts the checkout itself on
 # sys.path, as `pip install -e` used to: setuptools' editable finder is asked only after
 # sys.path, where, from the folder above a clone called axq, the clone is found first and
-# imported as an empty namespace package `axq`. A package found on sys.path wins over that.
+# imported as an empty namespace package `axq`. A package found on sys.path wins over that;
+# so setuptools' banner that warns of such folders ("Editable installation.") is not shown.
 $(BIN)/axq: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -c 'import os, sysconfig; print(os.getcwd(), file=open(os.path.join(sysconfig.get_path("purelib"), "axq_checkout.pth"), "w"))'
 	touch $(BIN)/axq
 
