@@ -26,3 +26,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(axq.api, name)
     raise AttributeError(f"module 'axq' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """List the API beside the module's own names, without importing it (`dir(axq)`)."""
+    return sorted({*globals(), *__all__})

@@ -26,7 +26,7 @@ from axq.resolve import rules as match_rules
 from axq.store import COLLECTIONS, SETTINGS, Store, valid_name
 from axq.sweeps import sweep
 
-__all__ = ["ImportReport", "byname", "byquery", "explore", "export_archive", "gc", "import_archive",
+__all__ = ["ImportReport", "Plan", "Step", "byname", "byquery", "explore", "export_archive", "gc", "import_archive",
            "list_entries", "params", "plan", "reindex", "remove", "rules", "set_settings", "settings",
            "stale_reasons", "sweep", "unset_settings", "where", "wipe"]
 
@@ -114,25 +114,37 @@ class Step:
     estimate_s: float | None = None  # the recipe's estimate of the build time, if it gives one
     stale: str | None = None  # why the entry there is not reused, if one is there
 
+    def __repr__(self) -> str:
+        return f"Step(cached {self.node.name})" if self.cached else f"Step(build {self.node.name}: {self.reason})"
+
+
+class Plan(list[Step]):
+    """The steps of a plan, dependencies after what needs them; shown as `axq plan` prints it."""
+
+    def __repr__(self) -> str:
+        from axq.verbs import _plan_line, plan_summary
+
+        return "\n".join([*map(_plan_line, self), plan_summary(self)])
+
 
 def plan(
     query: str | Query,
     overrides: dict[str, Any] | None = None,
     *,
     work_collection: str | os.PathLike | None = None,
-) -> list[Step]:
+) -> Plan:
     """Say what a query needs: what is cached, what would be built and why (a dry run).
 
     Each entry appears once, where it is first needed: a run that several others depend on
     (a compliance test's reference runs, which its submission holds too) is one step.
     """
     store = Store(work_collection)
-    steps: list[Step] = []
+    steps = Plan()
     _plan(resolve(query, overrides, Scope.of(store)), store, steps, 0, {})
     return steps
 
 
-def _plan(node: Node, store: Store, steps: list[Step], depth: int, seen: dict[str, bool]) -> bool:
+def _plan(node: Node, store: Store, steps: Plan, depth: int, seen: dict[str, bool]) -> bool:
     """Append the steps for node and its dependencies (each identity once); return whether it is cached."""
     if node.identity in seen:
         return seen[node.identity]

@@ -27,6 +27,9 @@ class Node:
     deps: dict[str, Node] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # parameter -> where its value came from
 
+    def __repr__(self) -> str:
+        return f"Node({self.name!r})"
+
     @cached_property
     def identity(self) -> str:
         """Digest what goes into this entry (see axq.identity)."""

@@ -1,13 +1,16 @@
-"""The Python API: list, plan, rm with dependents, gc and wipe."""
+"""The Python API: list, plan, rm with dependents, gc and wipe; what `import axq` finds, and how results read."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
 import axq
 from axq.errors import DependentsError, EntryNotFound
+from tests.conftest import REPO
 
 
 def test_list_matches_loosely(work):
@@ -68,3 +71,48 @@ def test_plan_lists_an_entry_needed_twice_once(work):
     steps = axq.plan("planned_sum,count=2,repeat=true")
     assert [s.node.params.get("value") for s in steps] == [None, 1, 2]
     assert sum(s.estimate_s or 0 for s in steps) == 1.5
+
+
+def test_dir_lists_the_api_and_every_name_in_it_is_there():
+    assert set(axq.__all__) <= set(dir(axq))
+    assert all(callable(getattr(axq, name)) for name in axq.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'plann'"):
+        axq.plann  # noqa: B018
+
+
+def test_a_plan_reads_as_axq_plan_prints_it(work, axq_cli):
+    axq.byquery("sum,value=2")
+    steps = axq.plan("sum,value=2,offset=3")
+    code, out, _ = axq_cli("plan", "sum,value=2,offset=3")
+    assert code == 0 and repr(steps) == str(steps) == out.rstrip("\n")
+    build, cached = steps
+    assert repr(build) == f"Step(build {build.node.name}: {build.reason})"
+    assert repr(cached) == f"Step(cached {cached.node.name})"
+    assert repr(build.node) == f"Node({build.node.name!r})"
+    entry = axq.byquery("sum,value=2")
+    assert repr(axq.list_entries("sum")) == f"[Entry({entry.name!r})]"
+
+
+def test_import_axq_from_the_folder_above_a_clone_called_axq(tmp_path):
+    """The venv that `make` sets up finds the checkout's package there, not the clone as a namespace package.
+
+    setuptools' editable finder is asked only after sys.path, whose first entry is the
+    current folder: the Makefile's line that puts the checkout on sys.path (run here in a
+    fresh venv) is what makes `import axq` right in the folder above the clone.
+    """
+    clone = tmp_path / "above" / "axq"
+    clone.parent.mkdir()
+    clone.symlink_to(REPO, target_is_directory=True)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    dry_run = subprocess.run(["make", "-n", "-B", f"VENV={venv}", f"{venv}/bin/axq"], cwd=REPO, env=env, text=True,
+                             capture_output=True, check=True, timeout=60).stdout.splitlines()
+    path_entry = [line for line in dry_run if "axq_checkout.pth" in line]
+    assert len(path_entry) == 1, dry_run
+    subprocess.run(["sh", "-c", path_entry[0]], cwd=clone, env=env, check=True, timeout=60)
+    found = subprocess.run([str(venv / "bin" / "python"), "-c", "import axq; print(axq.__file__, 'plan' in dir(axq))"],
+                           cwd=clone.parent, env=env, text=True, capture_output=True, timeout=60, check=False)
+    assert found.returncode == 0, found.stderr
+    path, listed = found.stdout.split()
+    assert os.path.realpath(path) == str((REPO / "axq" / "__init__.py").resolve()) and listed == "True"
