@@ -9,6 +9,8 @@ import shutil
 import pytest
 
 from axq import verbs
+from axq.verbs.command import GLOBAL_OPTIONS
+from axq.verbs.plan import duration
 from tests.conftest import TOY_RECIPES
 
 
@@ -18,7 +20,7 @@ def test_every_verb_has_help(work, axq_cli, name):
     verb = verbs.VERBS[name]
     assert (code, err) == (0, "")
     assert out.startswith(f"usage: axq {name}") and verb.help in out.replace("\n", " ").lower()
-    for option in (*verb.options, *(o for s in verb.stages for o in s.options), *verbs.GLOBAL_OPTIONS):
+    for option in (*verb.options, *(o for s in verb.stages for o in s.options), *GLOBAL_OPTIONS):
         assert option.name in out
     assert axq_cli("help", name)[1] == out
 
@@ -140,7 +142,7 @@ def test_plan_shows_estimates_and_a_summary(work, axq_cli):
     [(0.2, "1 s"), (12.4, "12 s"), (89, "89 s"), (600, "10 min"), (3600, "1 h"), (7800, "2 h 10 min")],
 )
 def test_durations_read_as_a_person_says_them(seconds, text):
-    assert verbs.duration(seconds) == text
+    assert duration(seconds) == text
 
 
 def test_list_marks_entries_built_by_an_older_recipe_version(work, tmp_path, monkeypatch, axq_cli):
