@@ -120,7 +120,7 @@ def sweep(query: str, getters: str = "doubled,measured_on", **kwargs: Any) -> tu
     lines: list[str] = []
     reporter = Reporter("quiet")
     reporter.log = lines.append  # type: ignore[method-assign]
-    return cluster.sweep(query, getters, reporter=reporter, **kwargs), lines
+    return axq.sweep(query, getters, reporter=reporter, executor=cluster.Ray(), **kwargs), lines
 
 
 def test_four_points_run_on_both_nodes_and_are_imported_here(ray_cluster: RunningCluster, work: Path) -> None:
@@ -205,14 +205,14 @@ def test_an_exploration_on_the_cluster_scores_as_one_here(ray_cluster: RunningCl
     from axq.exploration import explore
 
     grid = "explored,framework:=alpha:beta,precision:=fp32:bf16:fp16"
-    rows = cluster.explore(grid, reporter=Reporter("quiet"))
+    rows = explore(grid, reporter=Reporter("quiet"), executor=cluster.Ray())
     local = explore(grid, work_collection=tmp_path / "local", reporter=Reporter("quiet"))
     figures = ("accuracy", "performance", "ratio", "valid", "pareto", "meets_target", "skipped", "error")
     assert [{k: r[k] for k in figures} for r in rows] == [{k: r[k] for k in figures} for r in local]
     scored = [r for r in rows if not r["skipped"]]
     assert scored and all(r["node"] != "here" for r in scored)
     assert all(axq.byname(r["performance_entry"]).path.is_dir() for r in scored)
-    again = cluster.explore(grid, reporter=Reporter("quiet"))
+    again = explore(grid, reporter=Reporter("quiet"), executor=cluster.Ray())
     assert [r["node"] for r in again] == ["here"] * len(rows)
 
 

@@ -189,7 +189,9 @@ def test_cli_refuses_a_bad_target(work, axq_cli, target):
 def test_plot_marks_the_front_and_labels_units(work):
     rows = explore("explored,scenario=latency,framework:=alpha:beta,precision:=fp32:bf16,batch_size:=1:8",
                    reporter=QUIET)
-    fig = exploring.figure(rows, "the query", exploring.describe(rows))
+    from axq.plots import explore_figure
+
+    fig = explore_figure(rows, "the query", exploring.describe(rows))
     ax = fig.axes[0]
     assert ax.get_xlabel() == "performance (ms) (lower is better)" and ax.get_ylabel() == "accuracy (%)"
     assert ax.get_xscale() == "log"
@@ -251,7 +253,10 @@ def test_ctrl_c_keeps_finished_configurations_and_a_rerun_resumes(work, gate):
         started.read()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "explore interrupted after 1 configuration; run it again" in err
+    assert proc.returncode == 130
+    assert "explore interrupted at configuration 2/2 (batch_size=2) after 1 finished configuration" in err
+    assert "run it again to resume" in err
+    assert len([line for line in err.splitlines() if line.startswith("axq:")]) == 1  # which point, what is kept
     assert out.splitlines()[1].split()[:3] == ["1", "98", "1.0000"] and len(out.splitlines()) == 1 + 1 + 2
     rerun = axq_subprocess("explore", query)
     _let_builds_through(gate, 2)
