@@ -351,9 +351,11 @@ def table_rows(rows: list[Row], swept: list[str]) -> list[Row]:
 
 
 def _note(row: Row) -> str:
-    """Say why a row has no figures: skipped (and why), or failed (and where its log is)."""
+    """Say why a row has no figures or no valid ones: skipped, INVALID or failed (and why; where its log is)."""
     if row["skipped"]:
         return f"skipped: {row['skipped']}"
+    if row["error"] and row["valid"] is False:
+        return row["error"]  # `performance run INVALID: ...`, as the build said
     if row["error"]:
         return f"failed: {row['error']}" + (f" (log: {row['log']})" if row.get("log") else "")
     return ""

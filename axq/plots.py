@@ -18,7 +18,8 @@ from axq.exploration import SCORE_COLUMNS, best, scored
 from axq.sweeps import Notes
 from axq.table import numeric
 
-TIME_UNITS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}  # factor to ms
+TIME_NS = {"ns": 1.0, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9}  # one of each, in ns
+SHOWN_TIMES = ("ns", "µs", "ms", "s")
 
 
 @dataclass(frozen=True)
@@ -31,16 +32,25 @@ class Scale:
     source: str | None = None  # the unit the values come in
 
     @classmethod
-    def of(cls, unit: str | None) -> Scale:
-        """Show times in ms on a log axis, anything else as it is."""
-        if unit in TIME_UNITS:
-            return cls(TIME_UNITS[unit], "ms", True, unit)
-        return cls(1.0, unit, False, unit)
+    def of(cls, unit: str | None, values: list[Any] | None = None) -> Scale:
+        """Show times on a log axis in the unit that puts the values' median between 1 and 1000; else as they are."""
+        if unit not in TIME_NS:
+            return cls(1.0, unit, False, unit)
+        numbers = sorted(v * TIME_NS[unit] for v in values or [] if numeric(v) and v > 0)
+        median = numbers[len(numbers) // 2] if numbers else TIME_NS["ms"]
+        shown = next((u for u in reversed(SHOWN_TIMES) if median >= TIME_NS[u]), "ns")
+        return cls(TIME_NS[unit] / TIME_NS[shown], shown, True, unit)
+
+    def converts(self, other: Scale) -> float | None:
+        """Return the factor that shows values in `other`'s source unit on this scale (None: other units)."""
+        if self.unit in TIME_NS and other.source in TIME_NS:
+            return TIME_NS[other.source] / TIME_NS[self.unit]
+        return 1.0 if other.source == self.unit else None
 
     def label(self, name: str) -> str:
-        """Return an axis label in the unit shown: `latency_p99 (ms)` for `latency_p99_ns` drawn in ms."""
-        if self.source and self.source != self.unit and name.endswith("_" + self.source):
-            name = name[: -len(self.source) - 1]  # the name's unit is not the one shown
+        """Return an axis label saying the unit shown once: `latency_p99 (ms)` for `latency_p99_ns`."""
+        if self.source in TIME_NS and name.endswith("_" + str(self.source)):
+            name = name[: -len(str(self.source)) - 1]  # the label says the unit shown, once
         return f"{name} ({self.unit})" if self.unit else name
 
 
@@ -63,25 +73,28 @@ def set_ticks(axis: Any, values: list[Any], at: dict[Any, float] | None = None, 
     axis.set_minor_formatter(NullFormatter())
 
 
-def plain_numbers(ax: Any, which: str, log: bool) -> None:
+def plain_numbers(ax: Any, which: str, log: bool, margin: float = 0.06) -> None:
     """Label axis `which` ("x" or "y") with plain numbers (no offset, no powers of ten), log scale if asked.
 
     Call it once the data is drawn: on a log axis the ticks depend on how many decades it spans
-    (1-2-3-5 within one, 1-2-5 within two, 1-3 within three, the powers of ten beyond), so
-    that no more than about eight labels share an axis.
+    (every digit within half a decade, 1-2-3-5 within one, 1-2-5 within two, 1-3 within three,
+    the powers of ten beyond), so that no more than about eight labels share an axis.
     """
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, ScalarFormatter
 
     axis = getattr(ax, f"{which}axis")
+    ax.margins(**{which: margin})  # no point on the frame
     if not log:
         plain = ScalarFormatter(useOffset=False)
         plain.set_scientific(False)
         axis.set_major_formatter(plain)
         return
     getattr(ax, f"set_{which}scale")("log")
+    ax.autoscale_view()
     low, high = sorted(getattr(ax, f"get_{which}lim")())
     decades = math.log10(high / low) if low > 0 else 99
-    subs = (1, 2, 3, 5) if decades <= 1 else (1, 2, 5) if decades <= 2 else (1, 3) if decades <= 3 else (1,)
+    subs = tuple(range(1, 10)) if decades <= 0.6 else (1, 2, 3, 5) if decades <= 1.2 else (1, 2, 5) if decades <= 2.2 \
+        else (1, 3) if decades <= 3.2 else (1,)
     axis.set_major_locator(LogLocator(10, subs=subs, numticks=9))
     axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_minor_locator(LogLocator(10, subs=tuple(range(2, 10))))
@@ -189,12 +202,12 @@ def series(rows: list[Row], others: list[str]) -> dict[tuple[Any, ...], list[Row
 def _plot_one(ax: Any, rows: list[Row], at: dict[Any, float], x: str, others: list[str], getter: str,
               notes: Notes) -> None:
     """Plot one getter: a line per series (dots), INVALID points crossed in red, its bound dashed, a legend."""
-    scale = Scale.of(notes.units.get(getter))
+    scale = Scale.of(notes.units.get(getter), [r.get(getter) for r in rows])
     invalid: list[tuple[float, float]] = []
     for index, (values, members) in enumerate(series(rows, others).items()):
         points = sorted((at[r.get(x)], r[getter] * scale.factor, r.get("valid")) for r in members
                         if numeric(r.get(getter)))
-        name = ",".join(f"{k}={tick_text(v)}" for k, v in zip(others, values, strict=True)) or None
+        name = ", ".join(tick_text(v) for v in values) or None  # the legend's title names the parameters
         ax.plot([p[0] for p in points], [p[1] for p in points], color=f"C{index % 10}", linewidth=1.2,
                 marker="o", markersize=5, label=name)
         invalid += [(p[0], p[1]) for p in points if p[2] is False]
@@ -204,7 +217,8 @@ def _plot_one(ax: Any, rows: list[Row], at: dict[Any, float], x: str, others: li
     if getter in notes.bounds:
         placed = [(at[r.get(x)], r) for r in rows]
         draw_bound(ax, placed, notes.bounds[getter], scale, Scale.of(notes.units.get(notes.bounds[getter])))
-    plain_numbers(ax, "y", scale.log)
+    figures = [r[getter] for r in rows if numeric(r.get(getter))]
+    plain_numbers(ax, "y", scale.log or (min(figures) > 0 and max(figures) >= 100 * min(figures)))
     ax.set_ylabel(scale.label(getter))
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
@@ -213,17 +227,19 @@ def _plot_one(ax: Any, rows: list[Row], at: dict[Any, float], x: str, others: li
 
 def draw_bound(ax: Any, placed: list[tuple[float, Row]], bound: str, scale: Scale, own: Scale) -> None:
     """Draw a getter's bound (carried by the rows as column `bound`) as a dashed line, in the getter's unit."""
-    if own.unit != scale.unit:
+    factor = scale.converts(own)
+    if factor is None:
         return  # a bound in another unit than its getter: nothing honest to draw
-    points = sorted((x, row[bound] * own.factor) for x, row in placed if numeric(row.get(bound)))
+    points = sorted((x, row[bound] * factor) for x, row in placed if numeric(row.get(bound)))
     if not points:
         return
     values = {y for _, y in points}
-    label = f"{bound}: {tick_text(points[0][1])} {scale.unit or ''}".rstrip() if len(values) == 1 else bound
+    said = f"{tick_text(points[0][1] / factor)} {own.source or ''}".rstrip()  # in the bound's own unit
+    label = f"{bound}: {said}" if len(values) == 1 else bound
     if len(values) == 1:
-        ax.axhline(points[0][1], color="tab:orange", linestyle="--", linewidth=1.2, label=label)
+        ax.axhline(points[0][1], color="black", linestyle="--", linewidth=1.2, label=label)
     else:
-        ax.plot([p[0] for p in points], [p[1] for p in points], color="tab:orange", linestyle="--", label=label)
+        ax.plot([p[0] for p in points], [p[1] for p in points], color="black", linestyle="--", label=label)
 
 
 # -- explorations --------------------------------------------------------------------------------
@@ -241,16 +257,16 @@ def explore_figure(rows: list[Row], query: str = "", notes: Any = None) -> Any:
     shown = [r for r in rows if numeric(r["accuracy"]) and numeric(r["performance"])]
     if not shown:
         raise UsageError("nothing to plot: no configuration has both an accuracy and a performance figure")
-    scale = Scale.of(shown[0]["unit"])
-    fig, ax = pyplot().subplots(figsize=(8, 5.5), layout="constrained")
+    scale = Scale.of(shown[0]["unit"], [r["performance"] for r in shown])
+    fig, ax = pyplot().subplots(figsize=(10, 5.5), layout="constrained")
     _scatter(ax, shown, scale)
-    plain_numbers(ax, "x", scale.log)
+    plain_numbers(ax, "x", scale.log, margin=0.12)  # room for the points' labels
     accuracy_unit = (notes.units.get("accuracy") if notes else None)
     ax.set_xlabel(scale.label("performance") + (" (lower is better)" if not shown[0]["higher_is_better"] else ""))
     ax.set_ylabel(f"accuracy ({accuracy_unit})" if accuracy_unit else "accuracy")
     _accuracy_range(ax, shown, _target_line(ax, shown), accuracy_unit)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend(ax)
     titles(fig, ax, "accuracy against performance", query)
     return fig
 
@@ -263,7 +279,7 @@ def _scatter(ax: Any, rows: list[Row], scale: Any) -> None:
     winners = [id(r) for r in best(rows)]
     styles = [("best at the target", lambda r: id(r) in winners, dict(color="gold", edgecolors="black",
                                                                        marker="*", s=260, zorder=4)),
-              ("Pareto front", lambda r: r["pareto"] and r["meets_target"], dict(color="tab:green", s=60)),
+              (FRONT, lambda r: r["pareto"] and r["meets_target"], dict(color="tab:green", s=60)),
               ("Pareto front, below the target", lambda r: r["pareto"] and not r["meets_target"],
                dict(facecolors="none", edgecolors="tab:green", linewidths=1.5, s=60)),
               ("meets the target", lambda r: scored(r) and not r["pareto"] and r["meets_target"],
@@ -281,9 +297,22 @@ def _scatter(ax: Any, rows: list[Row], scale: Any) -> None:
                     xytext=(5, 5 if index % 2 == 0 else -11), textcoords="offset points")  # neighbours apart
 
 
+def _legend(ax: Any) -> None:
+    """Show the legend; the front's entry is its line with a dot, so it shows even where the best covers the dots."""
+    from matplotlib.lines import Line2D
+
+    handles, labels = ax.get_legend_handles_labels()
+    front = Line2D([], [], color="tab:green", linewidth=1.5, marker="o", markersize=7)
+    ax.legend([front if label == FRONT else handle for handle, label in zip(handles, labels, strict=True)],
+              labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the points, never on one
+
+
+FRONT = "Pareto front"
+
+
 def _short(row: Row) -> str:
     """Label a point with its swept values: `beta bf16 32`."""
-    skip = set(SCORE_COLUMNS) | {"skipped"}
+    skip = set(SCORE_COLUMNS) | {"skipped", "node"}
     return " ".join(str(v) for k, v in row.items() if k not in skip)
 
 

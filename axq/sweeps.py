@@ -221,6 +221,14 @@ def bound_values(entry: Entry, getters: list[str]) -> Row:
     return {bounds[g]: _value(entry, bounds[g]) for g in getters if g in bounds and bounds[g] not in getters}
 
 
+def rows_units(rows: list[Row], work_collection: Any = None) -> list[dict[str, str]]:
+    """Return each row's units, as the recipe of its entry declares them (a row without an entry: none)."""
+    from axq.store import Store
+
+    store = Store(work_collection)
+    return [notes_of(Entry.load(store, row["entry"])).units if row.get("entry") else {} for row in rows]
+
+
 def rows_notes(rows: list[Row], work_collection: Any = None, key: str = "entry") -> Notes:
     """Return the notes of the recipe behind the first row with an entry (none: no notes)."""
     from axq.store import Store

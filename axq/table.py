@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable
 from typing import Any
 
-from axq.errors import AxqError
+from axq.errors import AxqError, UsageError, did_you_mean
 
 Row = dict[str, Any]
 
@@ -65,6 +66,28 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def with_units(rows: list[Row], units: list[dict[str, str]]) -> list[Row]:
+    """Return rows for the text table with each figure followed by its row's unit: `70246 samples/s`, `1.2e+07 ns`."""
+    return [{k: f"{_text(v)} {unit[k]}" if numeric(v) and unit.get(k) else v for k, v in row.items()}
+            for row, unit in zip(rows, units, strict=True)]
+
+
+def check_columns(keys: set[str], shown: list[str], columns: list[str], sort: str | None) -> None:
+    """Raise UsageError (exit 2) for a column no listed entry has, or a sort key that is not a column shown."""
+    for column in columns:
+        if column not in keys:
+            raise UsageError(f"--columns: no listed entry has `{column}`" + _near(column, keys))
+    if sort is not None and sort not in shown:
+        hint = "; add it to --columns to sort by it" if sort in keys else _near(sort, shown) or _near(sort, keys)
+        raise UsageError(f"--sort {sort}: not a column shown ({', '.join(shown)})" + hint)
+
+
+def _near(word: str, choices: Iterable[str]) -> str:
+    """Return "; did you mean `x`?" for the columns a word begins (`perf`), else its near misses."""
+    begun = sorted(c for c in set(choices) if c.startswith(word))[:3]
+    return "; did you mean " + " or ".join(f"`{c}`" for c in begun) + "?" if begun else did_you_mean(word, choices)
+
+
 def write_csv(rows: list[Row], path: str) -> None:
     """Write rows as CSV with a header."""
     columns = list(dict.fromkeys(k for row in rows for k in row))
@@ -85,11 +108,15 @@ class OutputError(AxqError):
     exit_code = 1
 
 
+EXAMPLES = {"--csv": "rows.csv", "--plot": "plot.png", "--out": "archive.tgz"}
+
+
 def check_output(path: str, option: str) -> None:
     """Raise OutputError unless `path` names a file that can be written: its folder exists, it is no folder."""
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
-        raise OutputError(f"{option} {path}: is a directory; name a file (e.g. {os.path.join(path, 'out')})")
+        example = os.path.join(path, EXAMPLES.get(option, "out"))
+        raise OutputError(f"{option} {path}: is a directory; name a file in it, e.g. {example}")
     if not os.path.isdir(folder):
         raise OutputError(f"{option} {path}: no such directory {folder}")
     if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):

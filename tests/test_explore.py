@@ -193,13 +193,16 @@ def test_plot_marks_the_front_and_labels_units(work):
 
     fig = explore_figure(rows, "the query", exploring.describe(rows))
     ax = fig.axes[0]
-    assert ax.get_xlabel() == "performance (ms) (lower is better)" and ax.get_ylabel() == "accuracy (%)"
+    assert ax.get_xlabel() == "performance (µs) (lower is better)" and ax.get_ylabel() == "accuracy (%)"
     assert ax.get_xscale() == "log"
     front = ax.get_lines()[0]  # the front, joined in order of performance
     assert list(front.get_ydata()) == [97.2, 97.7, 98.0]
-    assert list(front.get_xdata()) == pytest.approx([1e6 / 150 / 1.8 / 1e6, 1e6 / 100 / 1.8 / 1e6, 1e-2])
-    labels = {t.get_text() for t in ax.get_legend().get_texts()}
-    assert {"best at the target", "Pareto front", "meets the target"} <= labels
+    assert list(front.get_xdata()) == pytest.approx([1e6 / 150 / 1.8 / 1e3, 1e6 / 100 / 1.8 / 1e3, 10])  # µs
+    legend = ax.get_legend()
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert {"best at the target", "Pareto front", "meets the target"} <= set(labels)
+    front_entry = legend.legend_handles[labels.index("Pareto front")]  # a visible dot on the front's line
+    assert front_entry.get_marker() == "o" and front_entry.get_markersize() > 0 and front_entry.get_linewidth() > 0
     assert fig._suptitle.get_text() == "accuracy against performance" and ax.get_title() == "the query"
 
 

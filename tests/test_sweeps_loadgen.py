@@ -82,4 +82,4 @@ def test_list_shows_the_sweep_sorted_by_target(swept):
                                                 "result_valid"]
     assert [line.split()[2] for line in lines] == ["400", "800", "1600"]
     valid = {r["loadgen_target_qps"]: str(r["valid"]) for r in swept["rows"]}
-    assert [line.split()[4] for line in lines] == [valid[400], valid[800], valid[1600]]
+    assert [line.split()[5] for line in lines] == [valid[400], valid[800], valid[1600]]  # after `N samples/s`

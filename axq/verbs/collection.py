@@ -23,6 +23,20 @@ def simple(function: str) -> Callable[[Call], int]:
     return run
 
 
+def gc(call: Call) -> int:
+    """Remove leftovers of failed or killed builds and rebuild the index; say what was done (JSON with --json)."""
+    import axq.api as api
+
+    done = api.gc(work_collection=call.work_collection)
+    if call.json:
+        emit(done, True)
+    else:
+        removed, indexed = done["leftovers_removed"], done["entries_indexed"]
+        print(f"removed {removed} leftover{'' if removed == 1 else 's'} of failed or killed builds; "
+              f"indexed {indexed} entr{'y' if indexed == 1 else 'ies'}")
+    return 0
+
+
 def wipe(call: Call) -> int:
     """Remove every entry of the work collection."""
     import axq.api as api

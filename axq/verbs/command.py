@@ -6,6 +6,7 @@ handlers of their families (`axq.verbs.byquery`, `axq.verbs.plan`, ...).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,7 @@ class Verb:
     overrides: bool = False
     stages: tuple[Stage, ...] = ()
     needs_stage: bool = False
+    reads: bool = False  # reads the work collection: a named one that is missing is an error, not "nothing"
 
     def usage(self) -> str:
         """Return the one-line usage: `axq plan QUERY [--key=value ...] [--json]`."""
@@ -128,6 +130,26 @@ QUERY_HELP = ("QUERY", "tags and parameters, e.g. `loadgen_output,classified_dig
 
 
 EXIT_CODES = "Exit codes: 0 success, 1 a build or getter failed, 2 bad usage or query, 130 interrupted."
+
+
+def check_readable(call: Call) -> None:
+    """Raise WorkCollectionError (exit 1) if the collection a read verb is to read is not a readable folder.
+
+    A collection named on the line (`--work-collection DIR`) must exist: `list` of a mistyped
+    path must not answer "no entries match". One from $AXQ_WORK_COLLECTION or the default may
+    be missing: it is a collection where nothing is built yet.
+    """
+    from axq.errors import WorkCollectionError
+    from axq.locations import work_collection
+
+    root = work_collection(call.work_collection)
+    if not os.path.exists(root):
+        if call.work_collection:
+            raise WorkCollectionError(f"work collection {root} does not exist (named by --work-collection)")
+    elif not os.path.isdir(root):
+        raise WorkCollectionError(f"work collection {root} is a file, not a folder")
+    elif not os.access(root, os.R_OK | os.X_OK):
+        raise WorkCollectionError(f"work collection {root} cannot be read: permission denied")
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:

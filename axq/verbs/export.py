@@ -10,9 +10,11 @@ from axq.verbs.command import Call
 def export(call: Call) -> int:
     """Write the archive of an entry's closure (axq/archive.py)."""
     from axq import archive
+    from axq.table import check_output
 
     if "--out" not in call.options:
         raise UsageError(f"usage: {call.verb.usage()} (--out is required)")
+    check_output(call.options["--out"], "--out")
     names = archive.export_archive(call.query, call.options["--out"], work_collection=call.work_collection,
                                    overrides=call.parsed_overrides())
     emit(names if call.json else f"wrote {call.options['--out']}: {len(names)} entries ({names[-1]} and what it needs)",

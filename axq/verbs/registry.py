@@ -11,8 +11,18 @@ from collections.abc import Iterator
 
 from axq.errors import UsageError, did_you_mean
 from axq.verbs.byquery import ENTRY_STAGES, FORCE, LOG, byname, byquery, rm, show
-from axq.verbs.collection import set_settings, simple, unset_settings, wipe
-from axq.verbs.command import EXIT_CODES, GLOBAL_OPTIONS, QUERY_HELP, SHORT, Call, Option, Stage, Verb
+from axq.verbs.collection import gc, set_settings, simple, unset_settings, wipe
+from axq.verbs.command import (
+    EXIT_CODES,
+    GLOBAL_OPTIONS,
+    QUERY_HELP,
+    SHORT,
+    Call,
+    Option,
+    Stage,
+    Verb,
+    check_readable,
+)
 from axq.verbs.export import export, import_archive
 from axq.verbs.listing import list_entries
 from axq.verbs.plan import params, plan, rules
@@ -29,7 +39,7 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
     Verb("byquery", "QUERY", "the entry a query means (built if missing), then what to do with it", byquery,
          (1, None), (QUERY_HELP,), overrides=True, stages=ENTRY_STAGES),
     Verb("byname", "NAME", "an entry by its directory name, then what to do with it", byname, (1, 1),
-         (("NAME", "an entry directory name, as `list` shows it"),), stages=ENTRY_STAGES),
+         (("NAME", "an entry directory name, as `list` shows it"),), stages=ENTRY_STAGES, reads=True),
     Verb("plan", "QUERY", "dry run: what is cached, what would be built, why, and how long it may take", plan,
          (1, None), (QUERY_HELP,), overrides=True),
     Verb("params", "QUERY", "the parameters the query's rule takes: type, value and its source, default, "
@@ -38,11 +48,11 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
          (QUERY_HELP,)),
     Verb("list", "[QUERY]", "the built entries matching a query, as a table", list_entries, (0, None),
          (QUERY_HELP,), (Option("--columns", "columns to show: getters, results or parameters", "A,B,..."),
-                         Option("--sort", "order the rows by this column", "COLUMN"))),
+                         Option("--sort", "order the rows by this column", "COLUMN")), reads=True),
     Verb("show", "NAME", "an entry's manifest, files and provenance", show, (1, 1),
-         (("NAME", "an entry directory name"),), (LOG,)),
+         (("NAME", "an entry directory name"),), (LOG,), reads=True),
     Verb("rm", "QUERY|NAME", "remove entries (refuses to break dependents unless --force)", rm, (1, 1),
-         (("QUERY|NAME", "the entries to remove"),), (FORCE,)),
+         (("QUERY|NAME", "the entries to remove"),), (FORCE,), reads=True),
     Verb("sweep", "QUERY", "run every point of a sweep (`k:=a:b:c`), reusing cached points, as a table", sweep,
          (1, None), (("QUERY", "a query with at least one swept parameter, e.g. `value:=1:2:4`"),),
          (Option("--csv", "also write the table as CSV", "FILE"),
@@ -63,11 +73,11 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
          (("KEY", "a setting's name"),)),
     Verb("export", "QUERY|NAME", "write an archive of an entry and every entry it needs (its closure)", export,
          (1, None), (("QUERY|NAME", "an entry name, or a query meaning a built entry"),),
-         (Option("--out", "the archive to write (a gzip'd tar)", "FILE"),), overrides=True),
+         (Option("--out", "the archive to write (a gzip'd tar)", "FILE"),), overrides=True, reads=True),
     Verb("import", "FILE", "verify an archive and publish its entries here, skipping those already here",
          import_archive, (1, 1), (("FILE", "an archive written by `axq export`"),)),
-    Verb("gc", "", "remove leftovers of failed or killed builds, rebuild the index", simple("gc")),
-    Verb("reindex", "", "rebuild the index (finds hand-copied entries)", simple("reindex")),
+    Verb("gc", "", "remove leftovers of failed or killed builds, rebuild the index", gc, reads=True),
+    Verb("reindex", "", "rebuild the index (finds hand-copied entries)", simple("reindex"), reads=True),
     Verb("where", "", "print the work collection's path", simple("where")),
     Verb("work_collection", "", "act on the whole work collection", wipe,
          stages=(Stage("remove", "", "remove every entry"),), needs_stage=True),
@@ -259,4 +269,6 @@ def run(argv: list[str]) -> int:
     if isinstance(parsed, str):
         print(parsed)
         return 0
+    if parsed.verb.reads:
+        check_readable(parsed)
     return parsed.verb.handler(parsed)

@@ -66,12 +66,12 @@ def _sweep_outputs(rows: list[dict], getters: list[str], call: Call) -> None:
     """Print the sweep table (or JSON) and write the files asked for."""
     from axq import plots, sweeps
     from axq.query import parse
-    from axq.table import format_table, write_csv
+    from axq.table import format_table, with_units, write_csv
 
     if call.json:
         emit(rows, True)
     elif rows:
-        print(format_table(rows))
+        print(format_table(with_units(rows, sweeps.rows_units(rows, call.work_collection))))
     if "--csv" in call.options:
         write_csv(rows, call.options["--csv"])
     if "--plot" in call.options and rows:
