@@ -4,10 +4,11 @@
 address from RAY_ADDRESS; a local Ray when it is unset) or `--on=ray://host:port`, and the
 same for `axq explore`. Every point is resolved here first (a bad value fails the sweep
 before anything runs); jobs whose entries this collection already holds are read here and
-not sent. Each other job becomes a Ray task that asks for one CPU, a GPU when its point says
-`device=cuda...`, and, when the query or the collection pins `system=...`, the custom
-resource `axq_system:<fingerprint>` that only nodes of that machine advertise (`python -m
-axq.cluster resources` prints it for `ray start --resources=...`). The node runs the job
+not sent. Each other job becomes a Ray task that asks for one CPU, what its recipe's
+`"resources"` hook asks for (loadgen_program: a GPU for `device=cuda...`), and, when the
+query or the collection pins a parameter computed from the machine (`system=...`), the
+custom resource `axq_system:<fingerprint>` that only nodes of that machine advertise
+(`python -m axq.cluster resources` prints them for `ray start --resources=...`). The node runs the job
 (`Job.run`) with its own fingerprint and this collection's settings over its own, in its own
 work collection (AXQ_NODE_WORK_COLLECTION, else `axq-node-<uid>/work_collection` under its
 temp dir), and returns the row and the archives of the entries it reads (less what is here)
@@ -40,7 +41,6 @@ from axq.graph import Node
 from axq.progress import Reporter
 from axq.store import Store
 
-SYSTEM_RESOURCE = "axq_system:"  # + fingerprint: a custom resource a node of that machine advertises
 NODE_COLLECTION = "AXQ_NODE_WORK_COLLECTION"
 FORWARDED = ("AXQ_ENTRIES",)  # driver environment the nodes' workers get (recipe roots: same paths there)
 RAY_PIN = "ray==2.60.0"
@@ -63,26 +63,42 @@ def node_work_collection() -> str:
 
 
 def point_options(node: Node) -> dict[str, Any]:
-    """Return the Ray task options a resolved point needs: a CPU, a GPU for cuda, its machine if pinned."""
+    """Return the Ray task options a resolved point needs: a CPU, what its recipe asks for, its machine if pinned.
+
+    The recipe says what a point needs of a node with its `"resources"` hook (`resources(params)
+    -> {"num_gpus": 1}`, Ray's task options); the kernel knows no device names. A parameter
+    whose default is computed from the machine (`default_from`, such as `system`) and that the
+    query or the collection pins asks for a node that computes that value.
+    """
     options: dict[str, Any] = dict(BASE_OPTIONS)
-    device = node.params.get("device")
-    if isinstance(device, str) and device.startswith("cuda"):
-        options["num_gpus"] = 1
-    system = node.params.get("system")
-    if system is not None and node.sources.get("system") in ("query", "collection"):
-        options["resources"] = {SYSTEM_RESOURCE + str(system): 0.001}
+    hook = node.producer.hook("resources")
+    if hook is not None:
+        options.update(hook(dict(node.params)))
+    pinned = {machine_resource(name, node.params[name]): 0.001 for name in machine_params(node.producer.recipe)
+              if node.params.get(name) is not None and node.sources.get(name) in ("query", "collection")}
+    if pinned:
+        options["resources"] = {**options.get("resources", {}), **pinned}
     return options
 
 
+def machine_params(recipe: Any) -> list[str]:
+    """Return the parameters whose default a recipe computes from the machine it runs on."""
+    return [name for name, declared in recipe.parameters.items() if declared.default_from]
+
+
+def machine_resource(name: str, value: Any) -> str:
+    """Name the custom resource of a node whose machine computes `value` for parameter `name`: `axq_system:...`."""
+    return f"axq_{name}:{value}"
+
+
 def system_resources(work_collection: str | os.PathLike | None = None) -> dict[str, float]:
-    """Return the custom resources this machine advertises: its fingerprint, as the recipes compute `system`."""
+    """Return the custom resources this machine advertises: what the recipes compute from it (`system`, ...)."""
     from axq.resolve import Scope
 
     found = {}
     for recipe in Scope.of(Store(work_collection)).recipes():
-        declared = recipe.parameters.get("system")
-        if declared is not None and declared.default_from:
-            found[SYSTEM_RESOURCE + str(recipe.computed_default("system"))] = 1.0
+        for name in machine_params(recipe):
+            found[machine_resource(name, recipe.computed_default(name))] = 1.0
     return found
 
 

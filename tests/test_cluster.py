@@ -49,7 +49,7 @@ class RunningCluster:
         folder = self.root / name
         env = {cluster.NODE_COLLECTION: str(folder / "wc"), "AXQ_MEASURE_LOCK": str(folder / "measure.lock"),
                "AXQ_TEST_SYSTEM": f"machine-{name}"}
-        resources = {f"{cluster.SYSTEM_RESOURCE}machine-{name}": 1}
+        resources = {cluster.machine_resource("system", f"machine-{name}"): 1}
         self.nodes[name] = node = self.cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1",
                                                         include_dashboard=False, env_vars=env, resources=resources)
         keep(info.process.pid for infos in node.all_processes.values() for info in infos)  # the module's to stop
@@ -226,6 +226,12 @@ def test_what_a_point_asks_of_the_cluster(work: Path) -> None:
 
     on_gpu = Node(plain.producer, {**plain.params, "device": "cuda:1"}, plain.query, sources=plain.sources)
     assert cluster.point_options(on_gpu)["num_gpus"] == 1
+    # the recipe says what a point needs (its "resources" hook): the kernel knows no device names
+    run = resolve("loadgen_output,classified_digits,framework=pytorch,loadgen_mode=AccuracyOnly")
+    assert "num_gpus" not in cluster.point_options(run)
+    on_cuda = Node(run.producer, {**run.params, "device": "cuda"}, run.query, sources=run.sources)
+    assert cluster.point_options(on_cuda)["num_gpus"] == 1
+    assert "resources" not in cluster.point_options(run)  # `system` is computed here, not pinned
 
 
 def test_nodes_advertise_their_fingerprint(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -235,8 +241,10 @@ def test_nodes_advertise_their_fingerprint(work: Path, monkeypatch: pytest.Monke
     forget_computed_defaults()
     from axq_mlperf import system
 
-    # every fingerprint the recipes compute: the toy's simulated one and the LoadGen runs' real one
-    expected = {"axq_system:machine-q": 1.0, f"axq_system:{system.fingerprint()}": 1.0}
+    # every value the recipes compute from the machine: the toys' simulated ones and the LoadGen runs' real one
+    real = system.fingerprint()
+    expected = {"axq_system:machine-q": 1.0, f"axq_system:{real}": 1.0, "axq_machine:machine-a": 1.0,
+                f"axq_measuring_system:{real}": 1.0}
     assert cluster.system_resources() == expected
     printed = subprocess.run([sys.executable, "-m", "axq.cluster", "resources"], cwd=REPO, text=True,
                              capture_output=True, check=True, env={**os.environ, "AXQ_ENTRIES": str(TOY_RECIPES)})
