@@ -247,7 +247,7 @@ def run_remote(progress: Progress, remote: list[int], store: Store, kind: str) -
         _, running = ray.wait(list(pending), num_returns=len(pending), timeout=0)
         for ref in running:
             ray.cancel(ref, force=True)
-        raise SweepInterrupted(progress.finished(), kind, None, len(progress.jobs)) from None
+        raise SweepInterrupted(progress.finished(), kind) from None
 
 
 def have(store: Store, node: Node) -> list[str]:

@@ -37,13 +37,15 @@ class SweepInterrupted(Interrupted):
 
 
 def interrupted_message(kind: str, rows: list[Row], stopped: str | None, total: int | None) -> str:
-    """Say where a run of jobs stopped and what is kept: `sweep interrupted at point 2/3 (n=2); ...`."""
+    """Say where a run of jobs stopped and what is kept: `sweep interrupted at point 2/3 (n=2) after ...`."""
     noun = "configuration" if kind == "explore" else "point"
     done = f"{len(rows)} finished {noun}" + ("" if len(rows) == 1 else "s")
-    where = f" at {noun} {len(rows) + 1}/{total}" if total else ""
-    where += f" ({stopped})" if stopped else ""
-    return (f"{kind} interrupted{where} after {done}: their entries are kept, the interrupted {noun}'s is not; "
-            "run it again to resume")
+    if stopped is None:  # several ran at once (a cluster)
+        return (f"{kind} interrupted after {done}: their entries are kept, the running {noun}s' are not; "
+                "run it again to resume")
+    at = f" at {noun} {len(rows) + 1}/{total}" if total else ""
+    return (f"{kind} interrupted{at} ({stopped}) after {done}: their entries are kept, the interrupted {noun}'s "
+            "is not; run it again to resume")
 
 
 class Job(Protocol):

@@ -49,11 +49,12 @@ def numeric(value: Any) -> bool:
 
 
 def _text(value: Any) -> str:
+    """Return a cell as one line of text: `-` for nothing, floats to six figures."""
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.6g}"
-    return str(value)
+    return " ".join(str(value).split("\n"))  # a reason of several lines stays in its row
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

@@ -78,8 +78,11 @@ def test_list_shows_the_sweep_sorted_by_target(swept):
     code, out = run_cli("list", "loadgen_output", "--columns=loadgen_scenario,loadgen_target_qps,performance,"
                         "result_valid", "--sort=loadgen_target_qps")
     header, *lines = out.splitlines()
-    assert code == 0 and header.split()[1:] == ["loadgen_scenario", "loadgen_target_qps", "performance",
-                                                "result_valid"]
+    assert code == 0 and header.split()[1:5] == ["loadgen_scenario", "loadgen_target_qps", "performance",
+                                                 "result_valid"]
+    invalid = [r for r in swept["rows"] if r["valid"] is False]
+    assert header.split()[5:] == (["invalid"] if invalid else [])  # why an INVALID run is, when one is
+    assert all(r["error"] in out for r in invalid)
     assert [line.split()[2] for line in lines] == ["400", "800", "1600"]
     valid = {r["loadgen_target_qps"]: str(r["valid"]) for r in swept["rows"]}
     assert [line.split()[5] for line in lines] == [valid[400], valid[800], valid[1600]]  # after `N samples/s`
