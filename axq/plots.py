@@ -77,10 +77,10 @@ def plain_numbers(ax: Any, which: str, log: bool, margin: float = 0.06) -> None:
     """Label axis `which` ("x" or "y") with plain numbers (no offset, no powers of ten), log scale if asked.
 
     Call it once the data is drawn: on a log axis the ticks depend on how many decades it spans
-    (every digit within half a decade, 1-2-3-5 within one, 1-2-5 within two, 1-3 within three,
-    the powers of ten beyond), so that no more than about eight labels share an axis.
+    (round numbers evenly spaced within a factor of four, 1-2-3-5 within a decade, 1-2-5 within
+    two, 1-3 within three, the powers of ten beyond), so that two to eight labels share an axis.
     """
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, ScalarFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
     axis = getattr(ax, f"{which}axis")
     ax.margins(**{which: margin})  # no point on the frame
@@ -93,9 +93,11 @@ def plain_numbers(ax: Any, which: str, log: bool, margin: float = 0.06) -> None:
     ax.autoscale_view()
     low, high = sorted(getattr(ax, f"get_{which}lim")())
     decades = math.log10(high / low) if low > 0 else 99
-    subs = tuple(range(1, 10)) if decades <= 0.6 else (1, 2, 3, 5) if decades <= 1.2 else (1, 2, 5) if decades <= 2.2 \
-        else (1, 3) if decades <= 3.2 else (1,)
-    axis.set_major_locator(LogLocator(10, subs=subs, numticks=9))
+    if decades <= 0.6:  # less than a factor of four: evenly spaced round numbers, as on a linear axis
+        axis.set_major_locator(MaxNLocator(6, steps=[1, 2, 2.5, 5, 10]))
+    else:
+        subs = (1, 2, 3, 5) if decades <= 1.2 else (1, 2, 5) if decades <= 2.2 else (1, 3) if decades <= 3.2 else (1,)
+        axis.set_major_locator(LogLocator(10, subs=subs, numticks=9))
     axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_minor_locator(LogLocator(10, subs=tuple(range(2, 10))))
     axis.set_minor_formatter(NullFormatter())
@@ -215,8 +217,8 @@ def _plot_one(ax: Any, rows: list[Row], at: dict[Any, float], x: str, others: li
         ax.scatter([p[0] for p in invalid], [p[1] for p in invalid], marker="x", color="tab:red", s=70,
                    linewidths=2, zorder=4, label="INVALID run")
     if getter in notes.bounds:
-        placed = [(at[r.get(x)], r) for r in rows]
-        draw_bound(ax, placed, notes.bounds[getter], scale, Scale.of(notes.units.get(notes.bounds[getter])))
+        groups = [[(at[r.get(x)], r) for r in members] for members in series(rows, others).values()]
+        draw_bound(ax, groups, notes.bounds[getter], scale, Scale.of(notes.units.get(notes.bounds[getter])))
     figures = [r[getter] for r in rows if numeric(r.get(getter))]
     plain_numbers(ax, "y", scale.log or (min(figures) > 0 and max(figures) >= 100 * min(figures)))
     ax.set_ylabel(scale.label(getter))
@@ -225,21 +227,28 @@ def _plot_one(ax: Any, rows: list[Row], at: dict[Any, float], x: str, others: li
         ax.legend(fontsize=8, title=", ".join(others) or None, title_fontsize=8)
 
 
-def draw_bound(ax: Any, placed: list[tuple[float, Row]], bound: str, scale: Scale, own: Scale) -> None:
-    """Draw a getter's bound (carried by the rows as column `bound`) as a dashed line, in the getter's unit."""
+def draw_bound(ax: Any, groups: list[list[tuple[float, Row]]], bound: str, scale: Scale, own: Scale) -> None:
+    """Draw a getter's bound (carried by the rows as column `bound`) dashed, in the getter's unit.
+
+    One value for every row: a black line across, labelled with it. Else one dashed line per
+    series, in its colour: a series' bound, not a zig-zag through all of them.
+    """
     factor = scale.converts(own)
     if factor is None:
         return  # a bound in another unit than its getter: nothing honest to draw
-    points = sorted((x, row[bound] * factor) for x, row in placed if numeric(row.get(bound)))
-    if not points:
-        return
-    values = {y for _, y in points}
-    said = f"{tick_text(points[0][1] / factor)} {own.source or ''}".rstrip()  # in the bound's own unit
-    label = f"{bound}: {said}" if len(values) == 1 else bound
+    lines = [sorted((x, row[bound] * factor) for x, row in group if numeric(row.get(bound))) for group in groups]
+    values = {y for line in lines for _, y in line}
     if len(values) == 1:
-        ax.axhline(points[0][1], color="black", linestyle="--", linewidth=1.2, label=label)
-    else:
-        ax.plot([p[0] for p in points], [p[1] for p in points], color="black", linestyle="--", label=label)
+        value = values.pop()
+        said = f"{tick_text(value / factor)} {own.source or ''}".rstrip()  # in the bound's own unit
+        ax.axhline(value, color="black", linestyle="--", linewidth=1.2, label=f"{bound}: {said}")
+        return
+    label = f"{bound} (dashed)"
+    for index, line in enumerate(lines):
+        if line:
+            colour = "black" if len(lines) == 1 else f"C{index % 10}"
+            ax.plot([p[0] for p in line], [p[1] for p in line], color=colour, linestyle="--", linewidth=1, label=label)
+            label = "_" + label  # once in the legend
 
 
 # -- explorations --------------------------------------------------------------------------------
