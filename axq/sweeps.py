@@ -11,6 +11,7 @@ in axq/table.py and axq/plots.py.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -191,11 +192,23 @@ class Notes:
 def notes_of(entry: Entry) -> Notes:
     """Read the units and bounds that the entry's recipe declares now (units read from the entry)."""
     from axq.locations import RECIPE_FILE
-    from axq.store import read_text
 
-    declared = json.loads(read_text(os.path.join(entry.recipe_dir(), RECIPE_FILE)) or "{}")
+    path = os.path.join(entry.recipe_dir(), RECIPE_FILE)
+    try:
+        stamp = os.stat(path)
+    except OSError:
+        return Notes()
+    declared = _declared(path, stamp.st_mtime_ns, stamp.st_size)
     units = {g: _unit(entry, g, spec) for g, spec in declared.get("units", {}).items()}
     return Notes({g: u for g, u in units.items() if u}, dict(declared.get("bounds", {})))
+
+
+@functools.lru_cache(maxsize=64)
+def _declared(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    """Read a recipe.json once while it is unchanged (`list` asks it of every entry of the recipe)."""
+    from axq.store import read_text
+
+    return dict(json.loads(read_text(path) or "{}"))
 
 
 def _unit(entry: Entry, getter: str, spec: Any) -> str | None:
