@@ -13,4 +13,4 @@ ENTRIES = Path(__file__).parent / "entries"
 FOLDERS = sorted(parts for parts in (path.relative_to(ENTRIES).parts for path in ENTRIES.rglob("*") if path.is_dir())
                  if not any(part == "__pycache__" or part.startswith(".") for part in parts))  # caches: .mypy_cache
 
-setup(packages=["axq", "axq._grammar", "axq._entries", *(".".join(("axq._entries", *parts)) for parts in FOLDERS)])
+setup(packages=["axq", "axq.verbs", "axq._grammar", "axq._entries", *(".".join(("axq._entries", *parts)) for parts in FOLDERS)])

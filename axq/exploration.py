@@ -24,13 +24,20 @@ from __future__ import annotations
 import os
 import shlex
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from axq.entry import Entry
-from axq.errors import AxqError, Interrupted, ManifestError, NoProducerError, ParameterError, UsageError, did_you_mean
+from axq.errors import ManifestError, NoProducerError, ParameterError, UsageError, did_you_mean
+from axq.executor import Executor, Row, Sequential, SweepInterrupted
 from axq.progress import Reporter
 from axq.query import Condition, Query, parse
-from axq.sweeps import Row, SweepInterrupted, swept_keys
+from axq.sweeps import failure, label, swept_keys, swept_values
+from axq.table import numeric
+
+if TYPE_CHECKING:
+    from axq.graph import Node
+    from axq.resolve import Scope
+    from axq.store import Store
 
 DEFAULT_TARGET = 0.99
 SKIPPED = (ParameterError, NoProducerError)  # a configuration the recipes refuse: a row, not an error
@@ -88,6 +95,10 @@ class Configuration:
     performance: Query | None = None
     reference: Query | None = None
     skipped: str | None = None
+
+    def runs(self) -> tuple[Query | None, Query | None, Query | None]:
+        """Return the accuracy, performance and reference runs' queries."""
+        return (self.accuracy, self.performance, self.reference)
 
     def command(self) -> str:
         """Return the one-liner that reproduces this configuration's performance figure."""
@@ -152,61 +163,97 @@ def explore(
     target: float | None = None,
     work_collection: str | os.PathLike | None = None,
     reporter: Reporter | None = None,
+    executor: Executor | None = None,
 ) -> list[Row]:
-    """Score every configuration of a sweep query and return one row each, front and target marked."""
+    """Score every configuration of a sweep query and return one row each, front and target marked.
+
+    The executor scores the configurations: here one after another (the default), or on a
+    Ray cluster (`axq.cluster.Ray`).
+    """
+    from axq.store import Store
+
     query = parse(query) if isinstance(query, str) else query
     if not query.is_sweep:
         raise UsageError(f"`{query}` sweeps nothing: use `k:=a:b:c` for at least one parameter")
-    reporter = reporter or Reporter()
-    swept, rows = swept_keys(query), []
-    grid = configurations(query, overrides, work_collection)
-    for number, configuration in enumerate(grid, 1):
-        reporter.log(f"explore configuration {number}/{len(grid)}: {_label(configuration.point, swept)}")
-        try:
-            rows.append(score(configuration, swept, target, work_collection, reporter))
-        except (KeyboardInterrupt, Interrupted):
-            raise SweepInterrupted(mark(rows)) from None
+    swept = swept_keys(query)
+    jobs = [Scoring(c, swept, target) for c in configurations(query, overrides, work_collection)]
+    try:
+        rows = (executor or Sequential()).run(jobs, Store(work_collection), reporter or Reporter(), "explore")
+    except SweepInterrupted as stop:
+        mark(stop.rows)
+        raise
     return mark(rows)
 
 
-def _label(point: Query, swept: list[str]) -> str:
-    """Name a configuration by its swept values: `framework=beta,batch_size=32`."""
-    return ",".join(str(c) for c in point.conditions if c.key in swept)
+@dataclass
+class Scoring:
+    """Scoring one configuration, as an executor runs it (see axq.executor.Job)."""
+
+    configuration: Configuration
+    swept: list[str]
+    target: float | None = None
+
+    @property
+    def label(self) -> str:
+        return label(self.configuration.point, self.swept)
+
+    def run(self, store: Store, reporter: Reporter, scope: Scope | None = None) -> Row:
+        """Build (or reuse) the configuration's runs and read its figures; a failed build is the row's error."""
+        return score(self.configuration, self.swept, self.target, store.root, reporter, scope)
+
+    def cached(self, store: Store, reporter: Reporter) -> Row | None:
+        """Score here if that builds nothing: the configuration is refused, or every run is in `store`."""
+        from axq.build import Builder
+        from axq.resolve import Scope, resolve
+
+        scope, builder = Scope.of(store), Builder(store, reporter)
+        runs = [q for q in self.configuration.runs() if q is not None]
+        if self.configuration.skipped or all(builder.lookup(resolve(q, None, scope)) for q in runs):
+            return self.run(store, reporter)
+        return None
+
+    def node(self, store: Store) -> Node | None:
+        from axq.resolve import Scope, resolve
+
+        query = self.configuration.performance
+        return None if query is None else resolve(query, None, Scope.of(store))
+
+    def entries(self, row: Row) -> list[str]:
+        return [row[k] for k in RUN_COLUMNS if row.get(k)]
+
+    def imported(self, store: Store, row: Row) -> Row:
+        return row
+
+    def failed(self, reason: str, log: str | None = None) -> Row:
+        return {**swept_values(self.configuration.point, self.swept), **SCORE_COLUMNS, "error": reason, "log": log}
 
 
 def score(configuration: Configuration, swept: list[str], target: float | None, work_collection: Any,
-          reporter: Reporter) -> Row:
+          reporter: Reporter, scope: Scope | None = None) -> Row:
     """Build (or reuse) a configuration's runs and read its figures; a failure becomes the row's error."""
-    row: Row = {k: configuration.point.assignments[k] for k in swept}
+    row: Row = swept_values(configuration.point, swept)
     if configuration.skipped or configuration.plan is None:
-        return {**row, **_empty(), "skipped": configuration.skipped}
+        return {**row, **SCORE_COLUMNS, "skipped": configuration.skipped}
     plan = configuration.plan
-    row.update(_empty(), unit=plan.performance.unit, higher_is_better=plan.performance.higher_is_better,
+    row.update(SCORE_COLUMNS, unit=plan.performance.unit, higher_is_better=plan.performance.higher_is_better,
                target=plan.target if target is None else target, command=configuration.command())
     try:
-        row.update(_figures(configuration, work_collection, reporter))
-    except (KeyboardInterrupt, Interrupted, UsageError):
-        raise
+        row.update(_figures(configuration, work_collection, reporter, scope))
     except Exception as error:
-        from axq.build import log_path_of
-
-        if not isinstance(error, AxqError) and not log_path_of(error):
-            raise  # a bug outside any build: not a result
-        log = log_path_of(error)
-        row.update(error=str(error).splitlines()[0].replace(f"; log: {log}", ""), log=log)
+        message, log = failure(error)
+        row.update(error=message, log=log)
     return row
 
 
-def _empty() -> Row:
-    """Return the columns of a row before anything is known."""
-    return dict(accuracy=None, reference_accuracy=None, ratio=None, performance=None, unit=None,
-                higher_is_better=None, valid=None, pareto=False, meets_target=None, target=None,
-                skipped=None, error=None, log=None, command=None, accuracy_entry=None,
-                performance_entry=None, reference_entry=None)
+SCORE_COLUMNS: dict[str, Any] = dict(
+    accuracy=None, reference_accuracy=None, ratio=None, performance=None, unit=None, higher_is_better=None,
+    valid=None, pareto=False, meets_target=None, target=None, skipped=None, error=None, log=None, command=None,
+    accuracy_entry=None, performance_entry=None, reference_entry=None)  # a row's columns before anything is known
+RUN_COLUMNS = ("accuracy_entry", "performance_entry", "reference_entry")
 
 
-def _figures(configuration: Configuration, work_collection: Any, reporter: Reporter) -> Row:
-    """Build the accuracy, performance and reference runs; return what they say."""
+def _figures(configuration: Configuration, work_collection: Any, reporter: Reporter, scope: Scope | None) -> Row:
+    """Build the accuracy, performance and reference runs; return what they say (an INVALID run: why)."""
     from axq.build import Builder
     from axq.store import Store
 
@@ -214,13 +261,23 @@ def _figures(configuration: Configuration, work_collection: Any, reporter: Repor
     assert plan is not None
     runs = {"accuracy": configuration.accuracy, "performance": configuration.performance,
             "reference": configuration.reference}
-    entries = {name: builder.byquery(query) for name, query in runs.items() if query is not None}
+    entries = {name: _entry(builder, query, scope) for name, query in runs.items() if query is not None}
     accuracy, reference = (_read(entries[n], plan.accuracy.getter) for n in ("accuracy", "reference"))
     performance = _read(entries["performance"], plan.performance.getter)
-    ratio = accuracy / reference if _number(accuracy) and _number(reference) and reference else None
+    ratio = accuracy / reference if numeric(accuracy) and numeric(reference) and reference else None
+    invalid = [f"{name} run INVALID: {e.invalid_reason}" for name, e in entries.items() if e.invalid_reason]
     return {"accuracy": accuracy, "reference_accuracy": reference, "ratio": ratio, "performance": performance,
-            "valid": all(e.invalid_reason is None for e in entries.values()),
+            "valid": not invalid, "error": "; ".join(invalid) or None,
             **{f"{name}_entry": entry.name for name, entry in entries.items()}}
+
+
+def _entry(builder: Any, query: Query, scope: Scope | None) -> Entry:
+    """Build (or reuse) one run: by the collection's memo here, resolved with `scope` on a node."""
+    if scope is None:
+        return builder.byquery(query)
+    from axq.resolve import resolve
+
+    return builder.ensure(resolve(query, None, scope), str(query))
 
 
 def _read(entry: Entry, getter: str) -> Any:
@@ -231,10 +288,6 @@ def _read(entry: Entry, getter: str) -> Any:
     return entry.get(getter)
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 # -- the front and the best ------------------------------------------------------------------
 
 
@@ -243,16 +296,16 @@ def mark(rows: list[Row]) -> list[Row]:
     for row in rows:
         if row["ratio"] is not None:
             row["meets_target"] = row["ratio"] >= row["target"] - 1e-12
-    scored = [r for r in rows if _scored(r)]
-    for row in scored:
-        rivals = [r for r in scored if _kind(r) == _kind(row)]
+    comparable = [r for r in rows if scored(r)]
+    for row in comparable:
+        rivals = [r for r in comparable if _kind(r) == _kind(row)]
         row["pareto"] = not any(dominates(other, row) for other in rivals)
     return rows
 
 
-def _scored(row: Row) -> bool:
+def scored(row: Row) -> bool:
     """Say whether a row has valid figures to compare."""
-    return row["valid"] is True and _number(row["accuracy"]) and _number(row["performance"])
+    return row["valid"] is True and numeric(row["accuracy"]) and numeric(row["performance"])
 
 
 def _kind(row: Row) -> tuple[Any, Any]:
@@ -276,7 +329,7 @@ def best(rows: list[Row]) -> list[Row]:
     """Return, for each kind of performance figure, the best valid row that meets the target."""
     found: dict[tuple[Any, Any], Row] = {}
     for row in rows:
-        if _scored(row) and row["meets_target"]:
+        if scored(row) and row["meets_target"]:
             kind = _kind(row)
             if kind not in found or _faster(row, found[kind]) > 0:
                 found[kind] = row
@@ -298,9 +351,11 @@ def table_rows(rows: list[Row], swept: list[str]) -> list[Row]:
 
 
 def _note(row: Row) -> str:
-    """Say why a row has no figures: skipped (and why), or failed (and where its log is)."""
+    """Say why a row has no figures or no valid ones: skipped, INVALID or failed (and why; where its log is)."""
     if row["skipped"]:
         return f"skipped: {row['skipped']}"
+    if row["error"] and row["valid"] is False:
+        return row["error"]  # `performance run INVALID: ...`, as the build said
     if row["error"]:
         return f"failed: {row['error']}" + (f" (log: {row['log']})" if row.get("log") else "")
     return ""
@@ -321,88 +376,6 @@ def summary(rows: list[Row], swept: list[str]) -> list[str]:
                   f"(performance {row['performance']:.6g}{unit}, accuracy {row['accuracy']:.6g}, "
                   f"{row['ratio']:.2%} of the reference)", f"  {row['command']}"]
     return lines
-
-
-def plot(rows: list[Row], path: str, query: str = "", notes: Any = None) -> None:
-    """Plot accuracy against performance: every valid row, the front joined and highlighted."""
-    from axq import sweeps
-
-    fig = figure(rows, query, notes)
-    fig.savefig(path, dpi=100)
-    sweeps.pyplot().close(fig)
-
-
-def figure(rows: list[Row], query: str = "", notes: Any = None) -> Any:
-    """Draw the accuracy-vs-performance scatter (see `plot`); return the figure."""
-    from axq import sweeps
-
-    shown = [r for r in rows if _number(r["accuracy"]) and _number(r["performance"])]
-    if not shown:
-        raise UsageError("nothing to plot: no configuration has both an accuracy and a performance figure")
-    scale = sweeps.Scale.of(shown[0]["unit"])
-    fig, ax = sweeps.pyplot().subplots(figsize=(8, 5.5), layout="constrained")
-    _scatter(ax, shown, scale)
-    sweeps.plain_numbers(ax, "x", scale.log)
-    accuracy_unit = (notes.units.get("accuracy") if notes else None)
-    ax.set_xlabel(scale.label("performance") + (" (lower is better)" if not shown[0]["higher_is_better"] else ""))
-    ax.set_ylabel(f"accuracy ({accuracy_unit})" if accuracy_unit else "accuracy")
-    _accuracy_range(ax, shown, _target_line(ax, shown), accuracy_unit)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    sweeps.titles(fig, ax, "accuracy against performance", query)
-    return fig
-
-
-def _scatter(ax: Any, rows: list[Row], scale: Any) -> None:
-    """Plot the rows: the front joined and green, below-target hollow, invalid as crosses, the best starred."""
-    front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["performance"])
-    ax.plot([r["performance"] * scale.factor for r in front], [r["accuracy"] for r in front], color="tab:green",
-            linewidth=1.5, zorder=2)
-    winners = [id(r) for r in best(rows)]
-    styles = [("best at the target", lambda r: id(r) in winners, dict(color="gold", edgecolors="black",
-                                                                       marker="*", s=260, zorder=4)),
-              ("Pareto front", lambda r: r["pareto"] and r["meets_target"], dict(color="tab:green", s=60)),
-              ("Pareto front, below the target", lambda r: r["pareto"] and not r["meets_target"],
-               dict(facecolors="none", edgecolors="tab:green", linewidths=1.5, s=60)),
-              ("meets the target", lambda r: _scored(r) and not r["pareto"] and r["meets_target"],
-               dict(color="tab:blue", s=40)),
-              ("below the target", lambda r: _scored(r) and not r["pareto"] and not r["meets_target"],
-               dict(facecolors="none", edgecolors="tab:gray", s=40)),
-              ("invalid run", lambda r: not r["valid"], dict(color="tab:red", marker="x", s=40))]
-    for label, chosen, style in styles:
-        picked = [r for r in rows if chosen(r)]
-        if picked:
-            ax.scatter([r["performance"] * scale.factor for r in picked], [r["accuracy"] for r in picked],
-                       label=label, **{"zorder": 3, **style})
-    for index, row in enumerate(sorted(rows, key=lambda r: (r["accuracy"], r["performance"]))):
-        ax.annotate(_short(row), (row["performance"] * scale.factor, row["accuracy"]), fontsize=7,
-                    xytext=(5, 5 if index % 2 == 0 else -11), textcoords="offset points")  # neighbours apart
-
-
-def _short(row: Row) -> str:
-    """Label a point with its swept values: `beta bf16 32`."""
-    skip = set(_empty()) | {"skipped"}
-    return " ".join(str(v) for k, v in row.items() if k not in skip)
-
-
-def _target_line(ax: Any, rows: list[Row]) -> float | None:
-    """Draw the accuracy target where every row shares one reference accuracy; return its height."""
-    references = {(r["reference_accuracy"], r["target"]) for r in rows if _number(r["reference_accuracy"])}
-    if len(references) != 1:
-        return None
-    (reference, target), = references
-    ax.axhline(reference * target, color="tab:orange", linestyle="--", linewidth=1,
-               label=f"target: {target:.0%} of the reference ({reference * target:.4g})")
-    return reference * target
-
-
-def _accuracy_range(ax: Any, rows: list[Row], target: float | None, unit: str | None) -> None:
-    """Show the accuracies and the target with a little room, never above 100%."""
-    values = [r["accuracy"] for r in rows] + ([target] if target is not None else [])
-    low, high = min(values), max(values)
-    pad = (high - low) * 0.12 or abs(high) * 0.005 or 0.5
-    top = high + pad
-    ax.set_ylim(low - pad, min(top, 100.0 + pad / 4) if unit == "%" else top)
 
 
 def describe(rows: list[Row], work_collection: Any = None) -> Any:

@@ -35,6 +35,7 @@ RECIPE_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "check": (str, "a function name"),
     "estimate": (str, "a function name"),
     "explore": (str, "a function name"),
+    "resources": (str, "a function name"),
     "units": (dict, "an object mapping getters to units"),
     "bounds": (dict, "an object mapping getters to the getters of their bounds"),
 }
@@ -42,7 +43,7 @@ COMPUTED: Any = type("Computed", (), {"__repr__": lambda self: "<computed defaul
 _COMPUTED: dict[str, Any] = {}
 
 # Functions of code.py a recipe (or one of its rules) may name, called while a query is resolved.
-HOOKS = ("planned_deps", "check", "estimate", "explore")
+HOOKS = ("planned_deps", "check", "estimate", "explore", "resources")
 PRODUCER_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "tags": (list, "a list of tags"),
     "params": (dict, "an object"),
@@ -54,6 +55,7 @@ PRODUCER_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "check": (str, "a function name"),
     "estimate": (str, "a function name"),
     "explore": (str, "a function name"),
+    "resources": (str, "a function name"),
 }
 
 

@@ -23,7 +23,7 @@ from tests.conftest import REPO, run_axq
         (["list", "number"], 0, "no entries match `number`"),
         (["where"], 0, "wc"),
         (["reindex"], 0, ""),
-        (["gc"], 0, "leftovers_removed"),
+        (["gc"], 0, "leftovers of failed or killed builds"),
         (["--help"], 0, "usage: axq"),
         ([], 2, "usage: axq"),
         (["bogus"], 2, "unknown command `bogus`"),

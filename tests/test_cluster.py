@@ -49,7 +49,7 @@ class RunningCluster:
         folder = self.root / name
         env = {cluster.NODE_COLLECTION: str(folder / "wc"), "AXQ_MEASURE_LOCK": str(folder / "measure.lock"),
                "AXQ_TEST_SYSTEM": f"machine-{name}"}
-        resources = {f"{cluster.SYSTEM_RESOURCE}machine-{name}": 1}
+        resources = {cluster.machine_resource("system", f"machine-{name}"): 1}
         self.nodes[name] = node = self.cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1",
                                                         include_dashboard=False, env_vars=env, resources=resources)
         keep(info.process.pid for infos in node.all_processes.values() for info in infos)  # the module's to stop
@@ -120,7 +120,7 @@ def sweep(query: str, getters: str = "doubled,measured_on", **kwargs: Any) -> tu
     lines: list[str] = []
     reporter = Reporter("quiet")
     reporter.log = lines.append  # type: ignore[method-assign]
-    return cluster.sweep(query, getters, reporter=reporter, **kwargs), lines
+    return axq.sweep(query, getters, reporter=reporter, executor=cluster.Ray(), **kwargs), lines
 
 
 def test_four_points_run_on_both_nodes_and_are_imported_here(ray_cluster: RunningCluster, work: Path) -> None:
@@ -205,14 +205,14 @@ def test_an_exploration_on_the_cluster_scores_as_one_here(ray_cluster: RunningCl
     from axq.exploration import explore
 
     grid = "explored,framework:=alpha:beta,precision:=fp32:bf16:fp16"
-    rows = cluster.explore(grid, reporter=Reporter("quiet"))
+    rows = explore(grid, reporter=Reporter("quiet"), executor=cluster.Ray())
     local = explore(grid, work_collection=tmp_path / "local", reporter=Reporter("quiet"))
     figures = ("accuracy", "performance", "ratio", "valid", "pareto", "meets_target", "skipped", "error")
     assert [{k: r[k] for k in figures} for r in rows] == [{k: r[k] for k in figures} for r in local]
     scored = [r for r in rows if not r["skipped"]]
     assert scored and all(r["node"] != "here" for r in scored)
     assert all(axq.byname(r["performance_entry"]).path.is_dir() for r in scored)
-    again = cluster.explore(grid, reporter=Reporter("quiet"))
+    again = explore(grid, reporter=Reporter("quiet"), executor=cluster.Ray())
     assert [r["node"] for r in again] == ["here"] * len(rows)
 
 
@@ -226,6 +226,12 @@ def test_what_a_point_asks_of_the_cluster(work: Path) -> None:
 
     on_gpu = Node(plain.producer, {**plain.params, "device": "cuda:1"}, plain.query, sources=plain.sources)
     assert cluster.point_options(on_gpu)["num_gpus"] == 1
+    # the recipe says what a point needs (its "resources" hook): the kernel knows no device names
+    run = resolve("loadgen_output,classified_digits,framework=pytorch,loadgen_mode=AccuracyOnly")
+    assert "num_gpus" not in cluster.point_options(run)
+    on_cuda = Node(run.producer, {**run.params, "device": "cuda"}, run.query, sources=run.sources)
+    assert cluster.point_options(on_cuda)["num_gpus"] == 1
+    assert "resources" not in cluster.point_options(run)  # `system` is computed here, not pinned
 
 
 def test_nodes_advertise_their_fingerprint(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -235,8 +241,10 @@ def test_nodes_advertise_their_fingerprint(work: Path, monkeypatch: pytest.Monke
     forget_computed_defaults()
     from axq_mlperf import system
 
-    # every fingerprint the recipes compute: the toy's simulated one and the LoadGen runs' real one
-    expected = {"axq_system:machine-q": 1.0, f"axq_system:{system.fingerprint()}": 1.0}
+    # every value the recipes compute from the machine: the toys' simulated ones and the LoadGen runs' real one
+    real = system.fingerprint()
+    expected = {"axq_system:machine-q": 1.0, f"axq_system:{real}": 1.0, "axq_machine:machine-a": 1.0,
+                f"axq_measuring_system:{real}": 1.0}
     assert cluster.system_resources() == expected
     printed = subprocess.run([sys.executable, "-m", "axq.cluster", "resources"], cwd=REPO, text=True,
                              capture_output=True, check=True, env={**os.environ, "AXQ_ENTRIES": str(TOY_RECIPES)})

@@ -189,15 +189,20 @@ def test_cli_refuses_a_bad_target(work, axq_cli, target):
 def test_plot_marks_the_front_and_labels_units(work):
     rows = explore("explored,scenario=latency,framework:=alpha:beta,precision:=fp32:bf16,batch_size:=1:8",
                    reporter=QUIET)
-    fig = exploring.figure(rows, "the query", exploring.describe(rows))
+    from axq.plots import explore_figure
+
+    fig = explore_figure(rows, "the query", exploring.describe(rows))
     ax = fig.axes[0]
-    assert ax.get_xlabel() == "performance (ms) (lower is better)" and ax.get_ylabel() == "accuracy (%)"
+    assert ax.get_xlabel() == "performance (µs) (lower is better)" and ax.get_ylabel() == "accuracy (%)"
     assert ax.get_xscale() == "log"
     front = ax.get_lines()[0]  # the front, joined in order of performance
     assert list(front.get_ydata()) == [97.2, 97.7, 98.0]
-    assert list(front.get_xdata()) == pytest.approx([1e6 / 150 / 1.8 / 1e6, 1e6 / 100 / 1.8 / 1e6, 1e-2])
-    labels = {t.get_text() for t in ax.get_legend().get_texts()}
-    assert {"best at the target", "Pareto front", "meets the target"} <= labels
+    assert list(front.get_xdata()) == pytest.approx([1e6 / 150 / 1.8 / 1e3, 1e6 / 100 / 1.8 / 1e3, 10])  # µs
+    legend = ax.get_legend()
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert {"best at the target", "Pareto front", "meets the target"} <= set(labels)
+    front_entry = legend.legend_handles[labels.index("Pareto front")]  # a visible dot on the front's line
+    assert front_entry.get_marker() == "o" and front_entry.get_markersize() > 0 and front_entry.get_linewidth() > 0
     assert fig._suptitle.get_text() == "accuracy against performance" and ax.get_title() == "the query"
 
 
@@ -251,7 +256,10 @@ def test_ctrl_c_keeps_finished_configurations_and_a_rerun_resumes(work, gate):
         started.read()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "explore interrupted after 1 configuration; run it again" in err
+    assert proc.returncode == 130
+    assert "explore interrupted at configuration 2/2 (batch_size=2) after 1 finished configuration" in err
+    assert "run it again to resume" in err
+    assert len([line for line in err.splitlines() if line.startswith("axq:")]) == 1  # which point, what is kept
     assert out.splitlines()[1].split()[:3] == ["1", "98", "1.0000"] and len(out.splitlines()) == 1 + 1 + 2
     rerun = axq_subprocess("explore", query)
     _let_builds_through(gate, 2)

@@ -105,6 +105,8 @@ def test_ctrl_c_keeps_finished_points_and_a_rerun_resumes(work, gate):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "run it again to resume" in err
+    assert "sweep interrupted at point 2/2 (n=2) after 1 finished point: their entries are kept" in err
+    assert len([line for line in err.splitlines() if line.startswith("axq:")]) == 1  # which point, what is kept
     assert out.splitlines()[1].split()[:2] == ["1", "True"]
     rerun = axq_subprocess("sweep", query, ",", "get", "released")
     with open(gate / "started") as started:
@@ -143,8 +145,9 @@ def test_notes_read_units_fixed_or_from_a_getter(work):
     ],
 )
 def test_plot_ticks_are_the_swept_values(work, query, labels, xscale):
+    from axq.plots import sweep_figure as figure
     from axq.query import parse
-    from axq.sweeps import figure, rows_notes, swept_keys
+    from axq.sweeps import rows_notes, swept_keys
 
     rows = axq.sweep(query, ["performance", "latency_ns"], reporter=QUIET)
     fig = figure(rows, swept_keys(parse(query))[0], ["performance", "latency_ns"], query, rows_notes(rows))
@@ -155,14 +158,15 @@ def test_plot_ticks_are_the_swept_values(work, query, labels, xscale):
 
 
 def test_plot_shows_units_times_in_ms_on_a_log_scale_and_the_bound(work):
-    from axq.sweeps import figure, rows_notes
+    from axq.plots import sweep_figure as figure
+    from axq.sweeps import rows_notes
 
     query = "explored,mode=performance,batch_size:=1000..16000*2"
     rows = axq.sweep(query, ["performance", "latency_ns"], reporter=QUIET)
     fig = figure(rows, "batch_size", ["performance", "latency_ns"], query, rows_notes(rows))
     throughput, latency = fig.axes
     assert throughput.get_ylabel() == "performance (samples/s)" and throughput.get_yscale() == "linear"
-    assert latency.get_ylabel() == "latency_ns (ms)" and latency.get_yscale() == "log"
+    assert latency.get_ylabel() == "latency (ms)" and latency.get_yscale() == "log"
     assert list(latency.get_lines()[0].get_ydata()) == pytest.approx([10, 20, 40, 80, 160])  # 1e7 ns = 10 ms
     bound = [line for line in latency.get_lines() if line.get_label().startswith("latency_bound_ms")]
     assert len(bound) == 1 and list(bound[0].get_ydata()) == [100.0, 100.0]

@@ -9,6 +9,8 @@ import shutil
 import pytest
 
 from axq import verbs
+from axq.verbs.command import GLOBAL_OPTIONS
+from axq.verbs.plan import duration
 from tests.conftest import TOY_RECIPES
 
 
@@ -18,7 +20,7 @@ def test_every_verb_has_help(work, axq_cli, name):
     verb = verbs.VERBS[name]
     assert (code, err) == (0, "")
     assert out.startswith(f"usage: axq {name}") and verb.help in out.replace("\n", " ").lower()
-    for option in (*verb.options, *(o for s in verb.stages for o in s.options), *verbs.GLOBAL_OPTIONS):
+    for option in (*verb.options, *(o for s in verb.stages for o in s.options), *GLOBAL_OPTIONS):
         assert option.name in out
     assert axq_cli("help", name)[1] == out
 
@@ -140,7 +142,7 @@ def test_plan_shows_estimates_and_a_summary(work, axq_cli):
     [(0.2, "1 s"), (12.4, "12 s"), (89, "89 s"), (600, "10 min"), (3600, "1 h"), (7800, "2 h 10 min")],
 )
 def test_durations_read_as_a_person_says_them(seconds, text):
-    assert verbs.duration(seconds) == text
+    assert duration(seconds) == text
 
 
 def test_list_marks_entries_built_by_an_older_recipe_version(work, tmp_path, monkeypatch, axq_cli):
@@ -155,3 +157,105 @@ def test_list_marks_entries_built_by_an_older_recipe_version(work, tmp_path, mon
     assert header.split() == ["name", "tags", "stale"] and "version" in row
     (listed,) = json.loads(axq_cli("--json", "list")[1])
     assert "version" in listed["stale"]
+
+
+# -- output paths, work collections, choices: checked before anything runs (issue 22) ----------
+
+
+def one_line_error(err: str) -> str:
+    """Return the one `axq:` line of an error (progress lines aside), checking there is no traceback."""
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("axq:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("where", ["missing", "directory"])
+@pytest.mark.parametrize("option", ["--csv", "--plot"])
+def test_sweep_checks_its_output_files_before_the_first_point(work, tmp_path, axq_cli, option, where):
+    path = tmp_path / "no" / "such" / "x" if where == "missing" else tmp_path
+    code, out, err = axq_cli("sweep", "number,value:=1:2", ",", "get", "doubled", f"{option}={path}")
+    line = one_line_error(err)
+    assert code == 1 and out == "" and option in line
+    assert ("no such directory" if where == "missing" else "is a directory") in line
+    assert not work.exists()  # no point ran
+
+
+def test_explore_checks_its_output_files_before_the_first_configuration(work, tmp_path, axq_cli):
+    code, _, err = axq_cli("explore", "explored,precision:=fp32:bf16", f"--csv={tmp_path / 'no' / 'x.csv'}")
+    assert code == 1 and "no such directory" in one_line_error(err)
+    assert not work.exists()
+
+
+@pytest.mark.parametrize(("where", "fragment"), [("missing", "no such directory"), ("directory", "is a directory")])
+def test_export_checks_its_archive_path_first(work, tmp_path, axq_cli, where, fragment):
+    axq_cli("-q", "byquery", "number", ",", "get", "doubled")
+    out = tmp_path / "nonexistent" / "dir" / "x.tgz" if where == "missing" else tmp_path
+    code, _, err = axq_cli("export", "number", "--out", str(out))
+    assert code == 1 and fragment in one_line_error(err)
+    assert not any(p.suffix == ".tgz" for p in tmp_path.rglob("*"))  # nothing half-written
+
+
+@pytest.mark.parametrize("verb", [["list"], ["gc"], ["reindex"], ["show", "x"], ["byname", "x"], ["rm", "x"]])
+def test_read_verbs_refuse_a_work_collection_that_is_not_there(work, axq_cli, verb):
+    code, out, err = axq_cli("--work-collection", "/proc/nope", *verb)
+    assert (code, out) == (1, "")
+    assert "work collection /proc/nope does not exist" in one_line_error(err)
+
+
+def test_a_work_collection_that_is_a_file_is_refused(work, tmp_path, axq_cli):
+    path = tmp_path / "file"
+    path.write_text("")
+    code, _, err = axq_cli("--work-collection", str(path), "list")
+    assert code == 1 and "is a file, not a folder" in one_line_error(err)
+
+
+def test_an_empty_default_collection_still_lists_nothing(work, axq_cli):
+    code, out, err = axq_cli("list")
+    assert (code, out) == (0, "") and "no entries match" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--columns=doubled", "--sort=doubld"], "did you mean `doubled`?"),
+        (["--columns=dubled"], "no listed entry has `dubled`; did you mean `doubled`?"),
+        (["--columns=value", "--sort=val"], "did you mean `value`?"),
+        (["--sort=doubled"], "add it to --columns to sort by it"),
+    ],
+)
+def test_list_refuses_unknown_columns_and_sort_keys_with_a_near_miss(work, axq_cli, args, fragment):
+    axq_cli("-q", "byquery", "number,value=2", ",", "get", "doubled")
+    code, out, err = axq_cli("list", *args)
+    assert (code, out) == (2, "") and fragment in one_line_error(err)
+
+
+def test_gc_speaks_text_and_json_with_json(work, axq_cli):
+    axq_cli("-q", "byquery", "number", ",", "get", "doubled")
+    code, out, _ = axq_cli("gc")
+    assert code == 0 and out == "removed 0 leftovers of failed or killed builds; indexed 1 entry\n"
+    assert json.loads(axq_cli("--json", "gc")[1]) == {"leftovers_removed": 0, "entries_indexed": 1}
+
+
+def test_invalid_points_say_why_and_every_figure_carries_its_unit(work, axq_cli):
+    code, out, _ = axq_cli("-q", "sweep", "verdict,latency:=1000:8000", ",", "get", "latency_ns,throughput")
+    header, valid, invalid = out.splitlines()
+    assert code == 0  # an INVALID run is a result, not a failure
+    assert "1000 ns" in valid and "1e+06 samples/s" in valid and "True" in valid
+    assert "False" in invalid and "latency 8000 ns above the 5000 ns bound" in invalid
+    code, out, _ = axq_cli("list", "verdict", "--columns=latency,latency_ns,throughput", "--sort=latency")
+    header, valid, invalid = out.splitlines()
+    assert header.split() == ["name", "latency", "latency_ns", "throughput", "invalid"]
+    assert "1000 ns" in valid and valid.rstrip().endswith("-")
+    assert "125000 samples/s" in invalid and invalid.endswith("latency 8000 ns above the 5000 ns bound")
+    rows = json.loads(axq_cli("--json", "list", "verdict", "--columns=latency_ns")[1])
+    assert sorted(r["invalid"] or "" for r in rows) == ["", "latency 8000 ns above the 5000 ns bound"]
+    assert sorted(r["latency_ns"] for r in rows) == [1000, 8000]  # JSON keeps the numbers
+
+
+def test_explore_notes_say_why_a_configuration_is_invalid():
+    from axq.exploration import _note
+
+    row = {"skipped": None, "error": "performance run INVALID: too slow", "valid": False, "log": None}
+    assert _note(row) == "performance run INVALID: too slow"
+    assert _note({**row, "valid": None, "error": "boom"}) == "failed: boom"

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from axq_mlperf.planning import TEST_DURATION_S
+from axq_mlperf.resources import cluster_resources  # noqa: F401  (the recipe's "resources" hook)
 
 # Parameters of the search itself (not passed to the probes) and those the probes fix.
 SEARCH = ("peak_start_qps", "peak_max_qps", "peak_tolerance")

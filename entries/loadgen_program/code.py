@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 from axq.errors import ParameterError, did_you_mean
 from axq_mlperf import backends
 from axq_mlperf.explore import explore_plan  # noqa: F401  (the recipe's explore hook)
+from axq_mlperf.resources import cluster_resources  # noqa: F401  (the recipe's "resources" hook)
 
 if TYPE_CHECKING:
     from axq.entry import BuildContext, Entry

@@ -22,6 +22,11 @@ def machine_fingerprint() -> str:
     return os.environ.get("AXQ_TEST_SYSTEM") or system.fingerprint()
 
 
+def needs(params: dict) -> dict:
+    """Ask the cluster for a GPU when a point says `device=cuda...` (the "resources" hook; no such parameter here)."""
+    return {"num_gpus": 1} if str(params.get("device", "")).startswith("cuda") else {}
+
+
 def build(ctx: BuildContext) -> dict:
     """Refuse another machine's system, block at the gate if asked, measure, and record where."""
     from axq.measure import lock_path
