@@ -54,7 +54,12 @@ def work_collection(explicit: str | os.PathLike | None = None) -> str:
 
 
 def recipe_fingerprint() -> str:
-    """Summarise the recipe set (paths, sizes, mtimes) cheaply, to key the query memo."""
+    """Summarise the recipe code cheaply (each file's path, size and mtime), to key the query memo.
+
+    Every file of every recipe folder and of every `lib/` counts, not only those a recipe
+    imports (that needs a parse; see axq.codeid): an edit anywhere costs one resolution,
+    never a wrong answer. Stat calls only, no reading: this runs on every cached query.
+    """
     parts = []
     for root in search_path():
         try:
@@ -62,13 +67,34 @@ def recipe_fingerprint() -> str:
         except OSError:
             parts.append(root + ":absent")
             continue
+        parts.append(root)
         for name in names:
+            folder = os.path.join(root, name)
+            if name == "lib" or os.path.isfile(os.path.join(folder, RECIPE_FILE)):
+                parts.extend(sorted(_file_stats(folder, name)))
+    return "|".join(parts)
+
+
+def _file_stats(folder: str, shown: str) -> list[str]:
+    """Return `path:size:mtime_ns` of each file under a folder (not `__pycache__` nor hidden names)."""
+    found = []
+    try:
+        listing = list(os.scandir(folder))
+    except OSError:
+        return [shown + ":unreadable"]
+    for item in listing:
+        if item.name.startswith(".") or item.name == "__pycache__":
+            continue
+        path = f"{shown}/{item.name}"
+        if item.is_dir():
+            found.extend(_file_stats(item.path, path))
+        else:
             try:
-                st = os.stat(os.path.join(root, name, RECIPE_FILE))
+                stat = item.stat()
             except OSError:
                 continue
-            parts.append(f"{root}/{name}:{st.st_size}:{st.st_mtime_ns}")
-    return "|".join(parts)
+            found.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
+    return found
 
 
 def recipe_dir(name: str) -> str | None:
