@@ -63,37 +63,38 @@ def recipe_fingerprint() -> str:
     parts = []
     for root in search_path():
         try:
-            names = sorted(os.listdir(root))
+            folders = sorted((item.name, item.path) for item in os.scandir(root) if item.is_dir())
         except OSError:
             parts.append(root + ":absent")
             continue
         parts.append(root)
-        for name in names:
-            folder = os.path.join(root, name)
-            if name == "lib" or os.path.isfile(os.path.join(folder, RECIPE_FILE)):
-                parts.extend(sorted(_file_stats(folder, name)))
+        for name, folder in folders:
+            stats = _file_stats(folder, name)
+            if name == "lib" or f"{name}/{RECIPE_FILE}" in stats:
+                parts.extend(f"{path}:{size}" for path, size in sorted(stats.items()))
     return "|".join(parts)
 
 
-def _file_stats(folder: str, shown: str) -> list[str]:
-    """Return `path:size:mtime_ns` of each file under a folder (not `__pycache__` nor hidden names)."""
-    found = []
+def _file_stats(folder: str, shown: str) -> dict[str, str]:
+    """Map each file under a folder (not `__pycache__` nor hidden names) to `size:mtime_ns`."""
+    found: dict[str, str] = {}
     try:
-        listing = list(os.scandir(folder))
+        listing = os.scandir(folder)
     except OSError:
-        return [shown + ":unreadable"]
-    for item in listing:
-        if item.name.startswith(".") or item.name == "__pycache__":
-            continue
-        path = f"{shown}/{item.name}"
-        if item.is_dir():
-            found.extend(_file_stats(item.path, path))
-        else:
+        return {shown: "unreadable"}
+    with listing:
+        for item in listing:
+            name = item.name
+            if name[0] == "." or name == "__pycache__":
+                continue
             try:
-                stat = item.stat()
+                if item.is_dir():
+                    found.update(_file_stats(item.path, f"{shown}/{name}"))
+                else:
+                    stat = item.stat()
+                    found[f"{shown}/{name}"] = f"{stat.st_size}:{stat.st_mtime_ns}"
             except OSError:
                 continue
-            found.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
     return found
 
 

@@ -9,9 +9,12 @@ preprocessing, training, the LoadGen run) is built once into a temporary work co
 which is then padded with copies of the LoadGen entry's manifest (new identities, indexed
 by `axq reindex`, as hand-copied entries are) to 10 and then 10,000 entries. Rounds of the
 two commands alternate (A B A B ...) so that drift in the machine's speed hits both alike;
-the figures are medians. Budget: the cached query at most 1.6x `python -c pass`, and
-flat from 10 to 10,000 entries. Also checks that the cached path imports none of torch,
-numpy, lark or LoadGen.
+the figures are medians. The timed rounds hold the machine-wide measurement lock (axq.measure:
+they wait while another measurement runs) and say how busy the machine was meanwhile.
+Budget: the cached query at most 1.6x `python -c pass`, and flat from 10 to 10,000 entries
+(at most 1.1x). Also checks that the cached path imports none of torch, numpy, lark or LoadGen.
+Editing a recipe's code (entries/*/, entries/lib/) misses the memo once: the memo key stats
+every code file (axq.locations.recipe_fingerprint).
 
 Bytecode: the commands run with PYTHONDONTWRITEBYTECODE unset, as on a user's machine,
 where axq's modules are compiled once; with it set every run recompiles axq's sources.
@@ -31,6 +34,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from axq.measure import measurement
 
 QUERY = ["byquery", "loadgen_output,classified_digits,framework=pytorch,loadgen_mode=AccuracyOnly,"
          "loadgen_scenario=Offline", ",", "get", "accuracy"]
@@ -100,6 +105,12 @@ def imported_modules(script: str, env: dict[str, str], cwd: str) -> set[str]:
     return {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
 
 
+def busy(report: dict | None) -> str:
+    """Say how much of the machine other processes used while the rounds ran (from axq.measure)."""
+    share = (report or {}).get("other_cpu_share")
+    return "" if share is None else f" | others used {100 * share:.0f}% of the CPU meanwhile"
+
+
 def main() -> None:
     """Build, pad, time, and print one line per collection size plus the verdict lines."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -116,10 +127,12 @@ def main() -> None:
     try:
         for size in sorted(map(int, args.sizes.split(","))):
             pad(collection, size, script, env)
-            bare, cached = interleaved(bare_cmd, cached_cmd, args.runs, env, cwd)
+            with measurement(f"bench_overhead {size} entries", log=print) as timed:
+                bare, cached = interleaved(bare_cmd, cached_cmd, args.runs, env, cwd)
             results[size] = (bare, cached)
             print(f"{size:>6} entries: python -c pass {bare * 1000:5.1f} ms | cached query {cached * 1000:5.1f} ms"
-                  f" | ratio {cached / bare:.2f} (budget <= {BUDGET}) | median of {args.runs}, interleaved")
+                  f" | ratio {cached / bare:.2f} (budget <= {BUDGET}) | median of {args.runs}, interleaved"
+                  f"{busy(timed.report)}")
         heavy = imported_modules(script, env, cwd) & HEAVY
     finally:
         shutil.rmtree(root, ignore_errors=True)
