@@ -188,7 +188,8 @@ class _Planning:
 
     def _differences(self, node: Node, manifest: dict) -> tuple[list[str], list[str]]:
         """List how a node differs from a built entry: (version, parameters, dependencies), (code changes)."""
-        plain, changed = [], []
+        plain: list[str] = []
+        changed: list[str] = []
         if manifest.get("recipe_version") != node.producer.recipe.version:
             plain.append(f"recipe version {manifest.get('recipe_version')} -> {node.producer.recipe.version}")
         for key in sorted(set(node.params) | set(manifest["params"])):
@@ -201,7 +202,10 @@ class _Planning:
         for key, dep in node.deps.items():
             if manifest["deps"].get(key, {}).get("identity") != dep.identity:
                 cause = self.causes.get(dep.identity)
-                changed.extend(cause) if cause else plain.append(f"dependency `{key}` differs")
+                if cause:
+                    changed.extend(cause)  # its code changed: say which files
+                else:
+                    plain.append(f"dependency `{key}` differs")
         return plain, list(dict.fromkeys(changed))
 
 
