@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 __all__ = ["byname", "byquery", "explore", "export_archive", "gc", "import_archive", "list_entries", "params",
-           "plan", "reindex", "remove", "rules", "set_settings", "settings", "stale_reasons", "sweep",
-           "unset_settings", "where", "wipe"]
+           "plan", "reindex", "remove", "rules", "set_settings", "settings", "stale_reasons",
+           "superseded_reasons", "sweep", "unset_settings", "where", "wipe"]
 
 
 def __getattr__(name: str) -> Any:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from axq.archive import ImportReport, export_archive, import_archive
-from axq.build import Builder, stale_reason
+from axq.build import NO_CODE_RECORD, Builder, shown_changes, stale_reason, superseded_reason
 from axq.entry import Entry
 from axq.errors import DependentsError, EntryNotFound
 from axq.exploration import explore
@@ -28,7 +28,7 @@ from axq.sweeps import sweep
 
 __all__ = ["ImportReport", "Plan", "Step", "byname", "byquery", "explore", "export_archive", "gc", "import_archive",
            "list_entries", "params", "plan", "reindex", "remove", "rules", "set_settings", "settings",
-           "stale_reasons", "sweep", "unset_settings", "where", "wipe"]
+           "stale_reasons", "superseded_reasons", "sweep", "unset_settings", "where", "wipe"]
 
 
 def byquery(
@@ -136,55 +136,89 @@ def plan(
     """Say what a query needs: what is cached, what would be built and why (a dry run).
 
     Each entry appears once, where it is first needed: a run that several others depend on
-    (a compliance test's reference runs, which its submission holds too) is one step.
+    (a compliance test's reference runs, which its submission holds too) is one step. An
+    entry whose code (or a dependency's) changed since an entry of the same query was built
+    is `stale: recipe (entries/recipe/file.py changed)`.
     """
-    store = Store(work_collection)
-    steps = Plan()
-    _plan(resolve(query, overrides, Scope.of(store)), store, steps, 0, {})
-    return steps
+    planning = _Planning(Store(work_collection))
+    planning.add(resolve(query, overrides, Scope.of(planning.store)), 0)
+    return planning.steps
 
 
-def _plan(node: Node, store: Store, steps: Plan, depth: int, seen: dict[str, bool]) -> bool:
-    """Append the steps for node and its dependencies (each identity once); return whether it is cached."""
-    if node.identity in seen:
-        return seen[node.identity]
-    index = len(steps)
-    deps_cached = [_plan(dep, store, steps, depth + 1, seen) for dep in node.deps.values()]
-    name = store.name_for_identity(node.identity, node.name)
-    stale = stale_reason(store, store.read_manifest(name) or {}) if name else None
-    cached = name is not None and stale is None
-    reason = "cached" if cached else f"stale: {stale}" if stale else _why(node, store, all(deps_cached))
-    steps.insert(index, Step(node, cached, reason, depth, None if cached else node.estimate_s, stale))
-    seen[node.identity] = cached
-    return cached
+@dataclass
+class _Planning:
+    """A plan being made: its steps, what each identity came to, and the built entries to compare with."""
 
+    store: Store
+    steps: Plan = field(default_factory=lambda: Plan())
+    seen: dict[str, bool] = field(default_factory=dict)  # identity -> cached
+    causes: dict[str, list[str]] = field(default_factory=dict)  # identity -> code changes that make it new
+    _built: dict[tuple[str, tuple[str, ...]], list[dict]] | None = None
 
-def _why(node: Node, store: Store, deps_cached: bool) -> str:
-    """Explain why a node is not cached, against the closest entry of its recipe."""
-    recipe = node.producer.recipe
-    siblings = [m for _, m in store.manifests() if m["recipe"] == recipe.name and m["tags"] == list(node.producer.tags)]
-    if not siblings:
-        return "not built yet"
-    closest = min(siblings, key=lambda m: len(_differences(node, m)))
-    differences = _differences(node, closest)
-    if not differences and not deps_cached:
-        return "a dependency will be built"
-    return "differs from " + closest["name"] + ": " + "; ".join(differences[:4])
+    def add(self, node: Node, depth: int) -> bool:
+        """Append the steps for node and its dependencies (each identity once); return whether it is cached."""
+        if node.identity in self.seen:
+            return self.seen[node.identity]
+        index = len(self.steps)
+        deps_cached = [self.add(dep, depth + 1) for dep in node.deps.values()]
+        name = self.store.name_for_identity(node.identity, node.name)
+        stale = stale_reason(self.store, self.store.read_manifest(name) or {}) if name else None
+        cached = name is not None and stale is None
+        if cached:
+            reason = "cached"
+        elif stale:
+            reason = f"stale: {stale}"
+        else:
+            reason, stale = self._why(node, all(deps_cached))
+        self.steps.insert(index, Step(node, cached, reason, depth, None if cached else node.estimate_s, stale))
+        self.seen[node.identity] = cached
+        return cached
 
+    def siblings(self, node: Node) -> list[dict]:
+        """Return the built entries of the node's recipe and tags (the collection is read once a plan)."""
+        if self._built is None:
+            self._built = {}
+            for _, manifest in self.store.manifests():
+                kind = (str(manifest.get("recipe")), tuple(manifest.get("tags", ())))
+                self._built.setdefault(kind, []).append(manifest)
+        return self._built.get((node.producer.recipe.name, node.producer.tags), [])
 
-def _differences(node: Node, manifest: dict) -> list[str]:
-    """List how a node differs from a built entry: version, parameters, dependencies."""
-    found = []
-    if manifest.get("recipe_version") != node.producer.recipe.version:
-        found.append(f"recipe version {manifest.get('recipe_version')} -> {node.producer.recipe.version}")
-    for key in sorted(set(node.params) | set(manifest["params"])):
-        old, new = manifest["params"].get(key, "<unset>"), node.params.get(key, "<unset>")
-        if old != new or type(old) is not type(new):
-            found.append(f"{key}: {_show(old)} -> {_show(new)}")
-    for key, dep in node.deps.items():
-        if manifest["deps"].get(key, {}).get("identity") != dep.identity:
-            found.append(f"dependency `{key}` differs")
-    return found
+    def _why(self, node: Node, deps_cached: bool) -> tuple[str, str | None]:
+        """Explain why a node is not cached, against the closest entry of its recipe; and why that is stale."""
+        siblings = self.siblings(node)
+        if not siblings:
+            return "not built yet", None
+        compared = [(m, *self._differences(node, m)) for m in siblings]
+        closest, plain, changed = min(compared, key=lambda c: (len(c[1]), len(c[2])))
+        if not plain and changed:  # the same inputs, other code: a newer build of that entry
+            self.causes[node.identity] = changed
+            stale = f"{node.producer.recipe.name} ({shown_changes(changed)})"
+            return f"stale: {stale}", stale
+        if not plain and not deps_cached:
+            return "a dependency will be built", None
+        return "differs from " + closest["name"] + ": " + "; ".join([*plain, *changed][:4]), None
+
+    def _differences(self, node: Node, manifest: dict) -> tuple[list[str], list[str]]:
+        """List how a node differs from a built entry: (version, parameters, dependencies), (code changes)."""
+        plain: list[str] = []
+        changed: list[str] = []
+        if manifest.get("recipe_version") != node.producer.recipe.version:
+            plain.append(f"recipe version {manifest.get('recipe_version')} -> {node.producer.recipe.version}")
+        for key in sorted(set(node.params) | set(manifest["params"])):
+            old, new = manifest["params"].get(key, "<unset>"), node.params.get(key, "<unset>")
+            if old != new or type(old) is not type(new):
+                plain.append(f"{key}: {_show(old)} -> {_show(new)}")
+        if not isinstance(manifest.get("code"), dict):
+            return plain, [NO_CODE_RECORD]  # its dependencies were built so too: that says it all
+        changed.extend(node.code.changes(manifest["code"]))
+        for key, dep in node.deps.items():
+            if manifest["deps"].get(key, {}).get("identity") != dep.identity:
+                cause = self.causes.get(dep.identity)
+                if cause:
+                    changed.extend(cause)  # its code changed: say which files
+                else:
+                    plain.append(f"dependency `{key}` differs")
+        return plain, list(dict.fromkeys(changed))
 
 
 def _show(value: Any) -> str:
@@ -196,6 +230,18 @@ def stale_reasons(entries: list[Entry], *, work_collection: str | os.PathLike | 
     store = Store(work_collection)
     seen: dict[str, str | None] = {}
     found = {e.name: stale_reason(store, e.manifest, seen) for e in entries}
+    return {name: reason for name, reason in found.items() if reason}
+
+
+def superseded_reasons(entries: list[Entry], *, work_collection: str | os.PathLike | None = None) -> dict[str, str]:
+    """Map each superseded entry's name to why: its recipe's version or code (or a dependency's) changed since.
+
+    A superseded entry is kept (it is a true record of the old code; `gc` leaves it); the
+    same query now means a new entry.
+    """
+    store = Store(work_collection)
+    seen: dict[str, str | None] = {}
+    found = {e.name: superseded_reason(store, e.manifest, seen) for e in entries}
     return {name: reason for name, reason in found.items() if reason}
 
 

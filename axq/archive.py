@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from axq.errors import AxqError, EntryNotFound
-from axq.identity import identity
+from axq.identity import manifest_identity
 from axq.store import MANIFEST, Store, valid_name
 
 INDEX = "axq-archive.json"
@@ -375,8 +375,7 @@ def _check_identity(entry: dict, staging: str, store: Store) -> dict:
     name = entry["name"]
     manifest = _manifest(staging, name)
     try:
-        deps = {key: dep["identity"] for key, dep in manifest["deps"].items()}
-        digest = identity(manifest["recipe"], manifest["recipe_version"], manifest["tags"], manifest["params"], deps)
+        digest = manifest_identity(manifest)
     except (KeyError, TypeError, AttributeError) as error:
         raise ArchiveError(f"refused: {name}/{MANIFEST} lacks what an identity is made of ({error})") from None
     if not digest == manifest.get("identity") == entry.get("identity") or manifest.get("name") != name \

@@ -20,14 +20,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from axq.codeid import Code, recipe_code
 from axq.entry import BuildContext, Entry
 from axq.errors import AxqError, BuildError, Interrupted, WorkCollectionError
 from axq.graph import Node
 from axq.progress import Reporter
 from axq.query import Query, format_value
 from axq.store import MANIFEST, Store, memo_key
+
+if TYPE_CHECKING:
+    from axq.recipe import Recipe
 
 
 def reproduce_command(node: Node) -> str:
@@ -64,6 +68,7 @@ def manifest_for(node: Node, deps: dict[str, Entry], used: dict[str, Entry], res
         "recipe": recipe.name,
         "recipe_version": recipe.version,
         "recipe_path": str(recipe.path),
+        "code": node.code.files,  # what the identity digests: file (in its recipe root) -> sha256
         "tags": list(node.producer.tags),
         "params": node.params,
         "deps": {k: stamp(e) for k, e in deps.items()},
@@ -295,9 +300,10 @@ def _explain(error: BaseException, node: Node, log_path: str) -> BaseException:
 def stale_reason(store: Store, manifest: dict, _seen: dict[str, str | None] | None = None) -> str | None:
     """Say why a built entry can no longer be trusted, or None.
 
-    Stale: its recipe's version changed since it was built, or an entry it depends on or
-    used is gone, was built again since, was made by an older version of its recipe, or is
-    itself stale. Cheap: one manifest read per entry of its closure.
+    Stale: it is superseded (its recipe's version or code changed since it was built, see
+    superseded_reason), or an entry it depends on or used is gone, was built again since, was
+    made by an older version of its recipe, or is itself stale. Cheap: one manifest read per
+    entry of its closure, and stat calls for the code (axq.codeid caches its digests).
     """
     seen = {} if _seen is None else _seen
     name = manifest.get("name", "")
@@ -307,15 +313,65 @@ def stale_reason(store: Store, manifest: dict, _seen: dict[str, str | None] | No
     return seen[name]
 
 
-def _own_staleness(store: Store, manifest: dict) -> str | None:
-    """Say whether the entry's recipe is now at another version (or gone)."""
-    from axq.recipe import recipe_version
+def superseded_reason(store: Store, manifest: dict, _seen: dict[str, str | None] | None = None) -> str | None:
+    """Say why a built entry is no longer what its query means, or None.
 
-    recipe, built = manifest.get("recipe"), manifest.get("recipe_version")
-    now = recipe_version(str(recipe), store.recipe_roots())
-    if now is None:
-        return f"its recipe `{recipe}` is gone"
-    return f"built by {recipe} version {built}, now {now}" if now != built else None
+    Superseded: its recipe's version or code changed since it was built, or so did a
+    dependency's (deps are in the identity): the same query now means a new entry, and this
+    one stays a true record of the old code. Entries it only `used` make it stale, not superseded.
+    """
+    seen = {} if _seen is None else _seen
+    name = manifest.get("name", "")
+    if name not in seen:
+        seen[name] = None
+        seen[name] = _own_staleness(store, manifest, gone=False) or _deps_superseded(store, manifest, seen)
+    return seen[name]
+
+
+def _deps_superseded(store: Store, manifest: dict, seen: dict[str, str | None]) -> str | None:
+    """Say which dependency of an entry is superseded, and why."""
+    for recorded in manifest.get("deps", {}).values():
+        current = store.read_manifest(recorded.get("name", ""))
+        inner = superseded_reason(store, current, seen) if current else None
+        if inner:
+            return inner if inner.startswith("dependency ") else f"dependency {inner}"
+    return None
+
+
+def _own_staleness(store: Store, manifest: dict, gone: bool = True) -> str | None:
+    """Say whether the entry's recipe is now at another version, runs other code (or is gone)."""
+    name, built = str(manifest.get("recipe")), manifest.get("recipe_version")
+    recipe = _recipe_now(name, store)
+    if recipe is None:
+        return f"its recipe `{name}` is gone" if gone else None
+    if recipe.version != built:
+        return f"built by {name} version {built}, now {recipe.version}"
+    return code_change(name, manifest, recipe_code(recipe.path))
+
+
+NO_CODE_RECORD = "built before axq recorded the code a build ran"  # manifests older than code digests
+
+
+def code_change(name: str, manifest: dict, code: Code) -> str | None:
+    """Say how the code of recipe `name` differs from the code an entry was built by: `name (files changed)`."""
+    recorded = manifest.get("code")
+    if not isinstance(recorded, dict):
+        return f"{name} ({NO_CODE_RECORD})"
+    changes = code.changes(recorded)
+    return f"{name} ({shown_changes(changes)})" if changes else None
+
+
+def shown_changes(changes: list[str], most: int = 3) -> str:
+    """Join the first few changed files: `a changed, b added and 2 more`."""
+    more = f" and {len(changes) - most} more" if len(changes) > most else ""
+    return ", ".join(changes[:most]) + more
+
+
+def _recipe_now(name: str, store: Store) -> Recipe | None:
+    """Return recipe `name` as it is now on the search path (or in the collection's recipe roots)."""
+    from axq.recipe import all_recipes
+
+    return next((r for r in all_recipes(store.recipe_roots()) if r.name == name), None)
 
 
 def _inputs_staleness(store: Store, manifest: dict, seen: dict[str, str | None]) -> str | None:

@@ -234,12 +234,19 @@ class BuildContext:
 
 
 _LOADED: dict[str, ModuleType] = {}
+_STAMPS: dict[str, tuple[int, int]] = {}  # path -> (size, mtime_ns) when loaded: an edited file loads again
 
 
 def load_code(path: str) -> ModuleType:
-    """Import a recipe's code.py by path, once per process (no importlib: it is slow)."""
-    if path in _LOADED:
+    """Import a recipe's code.py by path, once per process while it is unchanged (no importlib: it is slow)."""
+    try:
+        stat = os.stat(path)
+        stamp = (stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        stamp = (-1, -1)
+    if path in _LOADED and _STAMPS.get(path) == stamp:
         return _LOADED[path]
+    _STAMPS[path] = stamp
     use_libraries()
     try:
         with open(path, encoding="utf-8") as handle:

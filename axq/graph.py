@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from axq.identity import directory_name, identity
 
 if TYPE_CHECKING:
+    from axq.codeid import Code
     from axq.recipe import Producer
 
 
@@ -31,11 +32,18 @@ class Node:
         return f"Node({self.name!r})"
 
     @cached_property
+    def code(self) -> Code:
+        """Return the code the recipe runs, as it is now (see axq.codeid)."""
+        from axq.codeid import recipe_code
+
+        return recipe_code(self.producer.recipe.path)
+
+    @cached_property
     def identity(self) -> str:
-        """Digest what goes into this entry (see axq.identity)."""
+        """Digest what goes into this entry, its recipe's code included (see axq.identity)."""
         recipe = self.producer.recipe
         dep_ids = {name: dep.identity for name, dep in self.deps.items()}
-        return identity(recipe.name, recipe.version, self.producer.tags, self.params, dep_ids)
+        return identity(recipe.name, recipe.version, self.producer.tags, self.params, dep_ids, self.code.digest)
 
     @cached_property
     def name(self) -> str:

@@ -54,21 +54,48 @@ def work_collection(explicit: str | os.PathLike | None = None) -> str:
 
 
 def recipe_fingerprint() -> str:
-    """Summarise the recipe set (paths, sizes, mtimes) cheaply, to key the query memo."""
+    """Summarise the recipe code cheaply (each file's path, size and mtime), to key the query memo.
+
+    Every file of every recipe folder and of every `lib/` counts, not only those a recipe
+    imports (that needs a parse; see axq.codeid): an edit anywhere costs one resolution,
+    never a wrong answer. Stat calls only, no reading: this runs on every cached query.
+    """
     parts = []
     for root in search_path():
         try:
-            names = sorted(os.listdir(root))
+            folders = sorted((item.name, item.path) for item in os.scandir(root) if item.is_dir())
         except OSError:
             parts.append(root + ":absent")
             continue
-        for name in names:
+        parts.append(root)
+        for name, folder in folders:
+            stats = _file_stats(folder, name)
+            if name == "lib" or f"{name}/{RECIPE_FILE}" in stats:
+                parts.extend(f"{path}:{size}" for path, size in sorted(stats.items()))
+    return "|".join(parts)
+
+
+def _file_stats(folder: str, shown: str) -> dict[str, str]:
+    """Map each file under a folder (not `__pycache__` nor hidden names) to `size:mtime_ns`."""
+    found: dict[str, str] = {}
+    try:
+        listing = os.scandir(folder)
+    except OSError:
+        return {shown: "unreadable"}
+    with listing:
+        for item in listing:
+            name = item.name
+            if name[0] == "." or name == "__pycache__":
+                continue
             try:
-                st = os.stat(os.path.join(root, name, RECIPE_FILE))
+                if item.is_dir():
+                    found.update(_file_stats(item.path, f"{shown}/{name}"))
+                else:
+                    stat = item.stat()
+                    found[f"{shown}/{name}"] = f"{stat.st_size}:{stat.st_mtime_ns}"
             except OSError:
                 continue
-            parts.append(f"{root}/{name}:{st.st_size}:{st.st_mtime_ns}")
-    return "|".join(parts)
+    return found
 
 
 def recipe_dir(name: str) -> str | None:

@@ -150,13 +150,13 @@ def test_list_marks_entries_built_by_an_older_recipe_version(work, tmp_path, mon
     shutil.copytree(TOY_RECIPES / "toy_number", recipes / "toy_number")
     monkeypatch.setenv("AXQ_ENTRIES", str(recipes))
     axq_cli("-q", "byquery", "number,value=2", ",", "get", "doubled")
-    assert "stale" not in axq_cli("list")[1]
+    assert "stale" not in axq_cli("list")[1] and "superseded" not in axq_cli("list")[1]
     recipe = recipes / "toy_number" / "recipe.json"
     recipe.write_text(recipe.read_text().replace('"version": 1', '"version": 2'))
     header, row = axq_cli("list")[1].splitlines()
-    assert header.split() == ["name", "tags", "stale"] and "version" in row
+    assert header.split() == ["name", "tags", "superseded"] and "version" in row
     (listed,) = json.loads(axq_cli("--json", "list")[1])
-    assert "version" in listed["stale"]
+    assert "version" in listed["superseded"] and listed["stale"] is None
 
 
 # -- output paths, work collections, choices: checked before anything runs (issue 22) ----------

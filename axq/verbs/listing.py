@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 def list_entries(call: Call) -> int:
-    """Print the entries matching a query as a table (getter values as columns), stale ones marked."""
+    """Print the entries matching a query as a table (getter values as columns), superseded and stale ones marked."""
     import axq.api as api
     from axq.table import entry_rows, format_table, with_units
 
@@ -59,10 +59,13 @@ def _units(entries: list[Entry]) -> list[dict[str, str]]:
 
 
 def _mark_stale(rows: list[dict[str, Any]], entries: list[Entry], call: Call) -> None:
-    """Add why each entry is stale: always in JSON, as a column only when some entry is stale."""
+    """Add why each entry is superseded (by newer code) or else stale: in JSON always, as columns when some is."""
     import axq.api as api
 
-    reasons = api.stale_reasons(entries, work_collection=call.work_collection) if entries else {}
-    if call.json or reasons:
-        for row in rows:
-            row["stale"] = reasons.get(row["name"])
+    superseded = api.superseded_reasons(entries, work_collection=call.work_collection) if entries else {}
+    stale = api.stale_reasons(entries, work_collection=call.work_collection) if entries else {}
+    stale = {name: reason for name, reason in stale.items() if name not in superseded}
+    for column, reasons in (("superseded", superseded), ("stale", stale)):
+        if call.json or reasons:
+            for row in rows:
+                row[column] = reasons.get(row["name"])
