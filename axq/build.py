@@ -16,7 +16,6 @@ import platform
 import shlex
 import shutil
 import socket
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -207,19 +206,20 @@ class Builder:
         context = BuildContext(node.params, deps, tmp, self.reporter, self.byquery, node.name)
         outer_log = self.reporter.log_file  # set when this build runs inside another (ctx.byquery)
         log = open(log_path, "w")  # noqa: SIM115 (closed below, where a full disk must not hide the build's error)
-        self.reporter.log_file = log
+        self.reporter.log_file, failed = log, True
         try:
             self.reporter.log(f"building {node.name} ({node.producer.label})")
             with stopping_children(context, self.reporter), self.reporter.capturing_output():
                 results = build(context)
             self.reporter.log(f"built {node.name}")
             _log_contention(log, node.name, context.measurement)
+            failed = False
         except BaseException as error:
             _log_failure(self.reporter, log, error)
             raise
         finally:
             self.reporter.log_file = outer_log
-            _close_log(log, sys.exc_info()[1] is not None)
+            _close_log(log, failed)
         shutil.copyfile(log_path, tmp / "build.log")
         manifest = manifest_for(node, deps, context.used, results, started, query)
         if context.measurement:
