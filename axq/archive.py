@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from axq.errors import AxqError, EntryNotFound
+from axq.errors import AxqError, EntryNotFound, NotFound
 from axq.identity import manifest_identity
 from axq.store import MANIFEST, Store, valid_name
 
@@ -244,7 +244,7 @@ def _open(source: str | os.PathLike | bytes) -> tarfile.TarFile:
     if isinstance(source, (bytes, bytearray)):
         return tarfile.open(fileobj=io.BytesIO(source), mode="r:gz")
     if not os.path.isfile(source):
-        raise ArchiveError(f"no archive at {os.fspath(source)}")
+        raise NotFound(f"no archive at {os.fspath(source)}")
     return tarfile.open(source, mode="r:gz")
 
 

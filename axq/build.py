@@ -9,6 +9,7 @@ in `.logs/` and nothing that looks complete.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import platform
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from axq.codeid import Code, recipe_code
 from axq.entry import BuildContext, Entry
-from axq.errors import AxqError, BuildError, Interrupted, WorkCollectionError
+from axq.errors import AxqError, BuildError, Interrupted
 from axq.graph import Node
 from axq.progress import Reporter
 from axq.query import Query, format_value
@@ -114,7 +115,7 @@ def identity_lock(store: Store, node: Node, reporter: Reporter) -> Iterator[None
         yield
 
 
-DISK_FULL = {28, 122}  # ENOSPC, EDQUOT
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 class Builder:
@@ -133,8 +134,7 @@ class Builder:
         if name:
             return Entry.load(self.store, name)
         entry = self.ensure(resolve(query, overrides, Scope.of(self.store)), str(query))
-        with self.store.writing():
-            self.store.memo_record(memo, entry.name)
+        self.store.cache(self.store.memo_record, memo, entry.name)
         return entry
 
     def lookup(self, node: Node) -> Entry | None:
@@ -155,7 +155,7 @@ class Builder:
         if found:
             return found
         deps = {name: self.ensure(dep) for name, dep in node.deps.items()}
-        with self.store.writing(), identity_lock(self.store, node, self.reporter):
+        with self.store.writing(node.name), identity_lock(self.store, node, self.reporter):
             return self.lookup(node) or self._build(node, deps, query or node.query)
 
     def _build(self, node: Node, deps: dict[str, Entry], query: str) -> Entry:
@@ -166,8 +166,9 @@ class Builder:
             manifest = self._run(node, deps, query, Path(tmp), log_path)
             self._publish(node, tmp)
         except BaseException as error:
+            fault = environment_fault(error, tmp, self.store.root)  # before the removal frees the disk
             shutil.rmtree(tmp, ignore_errors=True)
-            explained = _explain(error, node, log_path)
+            explained = _explain(error, node, log_path, fault)
             if explained is error:
                 raise
             raise explained from None
@@ -180,12 +181,18 @@ class Builder:
     def _publish(self, node: Node, tmp: str) -> None:
         """Make the finished build visible by one rename, moving a stale predecessor aside first."""
         target = self.store.path(node.name)
-        if os.path.exists(target):
-            doomed = f"{tmp}.stale"
-            os.rename(target, doomed)
-            shutil.rmtree(doomed, ignore_errors=True)
-            self.store.forget(node.identity)
-        os.rename(tmp, target)
+        if not os.path.exists(target):
+            os.rename(tmp, target)
+            return
+        doomed = f"{tmp}.stale"
+        os.rename(target, doomed)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            os.rename(doomed, target)  # the old entry stays as it was
+            raise
+        shutil.rmtree(doomed, ignore_errors=True)
+        self.store.forget(node.identity)
 
     def _fresh_tmp(self, node: Node) -> str:
         """Clear leftovers of earlier attempts (we hold the lock) and make a build dir."""
@@ -203,20 +210,21 @@ class Builder:
         build = node.producer.recipe.function(node.producer.build)
         context = BuildContext(node.params, deps, tmp, self.reporter, self.byquery, node.name)
         outer_log = self.reporter.log_file  # set when this build runs inside another (ctx.byquery)
-        with open(log_path, "w") as log:
-            self.reporter.log_file = log
-            try:
-                self.reporter.log(f"building {node.name} ({node.producer.label})")
-                with stopping_children(context, self.reporter), self.reporter.capturing_output():
-                    results = build(context)
-                self.reporter.log(f"built {node.name}")
-                _log_contention(log, node.name, context.measurement)
-            except BaseException as error:
-                self.reporter.log(f"FAILED: {type(error).__name__}: {error}")
-                _log_traceback(log, error)
-                raise
-            finally:
-                self.reporter.log_file = outer_log
+        log = open(log_path, "w")  # noqa: SIM115 (closed below, where a full disk must not hide the build's error)
+        self.reporter.log_file, failed = log, True
+        try:
+            self.reporter.log(f"building {node.name} ({node.producer.label})")
+            with stopping_children(context, self.reporter), self.reporter.capturing_output():
+                results = build(context)
+            self.reporter.log(f"built {node.name}")
+            _log_contention(log, node.name, context.measurement)
+            failed = False
+        except BaseException as error:
+            _log_failure(self.reporter, log, error)
+            raise
+        finally:
+            self.reporter.log_file = outer_log
+            _close_log(log, failed)
         shutil.copyfile(log_path, tmp / "build.log")
         manifest = manifest_for(node, deps, context.used, results, started, query)
         if context.measurement:
@@ -273,20 +281,90 @@ def _dump(manifest: dict) -> str:
     return json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"
 
 
-def _log_traceback(log: Any, error: BaseException) -> None:
-    if not isinstance(error, (AxqError, KeyboardInterrupt)):
-        import traceback
+def _log_failure(reporter: Reporter, log: Any, error: BaseException) -> None:
+    """Write the failure and (for a bug) its traceback to the log, if the disk still takes them."""
+    try:
+        reporter.log(f"FAILED: {type(error).__name__}: {error}")
+        if not isinstance(error, (AxqError, KeyboardInterrupt)):
+            import traceback
 
-        traceback.print_exception(error, file=log)
+            traceback.print_exception(error, file=log)
+    except OSError:  # the disk is full: the build's own error is the news
+        pass
 
 
-def _explain(error: BaseException, node: Node, log_path: str) -> BaseException:
+def _close_log(log: Any, failing: bool) -> None:
+    """Close the build log; when the build failed already, a log that can't be flushed must not hide why."""
+    try:
+        log.close()
+    except OSError:
+        if not failing:
+            raise
+
+
+# errno -> what it means for a build; EACCES and EPERM count only with a path (not a signal to a process)
+FAULTS = {errno.ENOSPC: "no space left on the disk", errno.EDQUOT: "disk quota exceeded",
+          errno.EROFS: "read-only file system", errno.EACCES: "permission denied", errno.EPERM: "permission denied"}
+# What torch.save raises when its writer fails (no errno): "PytorchStreamWriter failed writing file data/0:
+# file write failed" in some versions, "[enforce fail at inline_container.cc:...] . unexpected pos 576 vs 534"
+# (from "basic_ios::clear: iostream error") in others.
+WRITE_FAILED = ("PytorchStreamWriter failed", "file write failed", "iostream error", "inline_container.cc")
+FULL_BELOW = 1 << 20  # bytes free on the build's disk under which a failed write means a full disk
+
+
+def environment_fault(error: BaseException, tmp: str, root: str) -> str | None:
+    """Say what in the machine stopped a build (disk full, read-only, permission denied), or None.
+
+    Looks through the error's causes for an OSError with a telling errno; a write failure
+    without one (a C++ writer's, as torch.save's) is a full disk if the build's disk is full.
+    """
+    if isinstance(error, (AxqError, KeyboardInterrupt)):
+        return None  # explained already (a nested build's), or not the machine
+    for cause in _causes(error):
+        if isinstance(cause, OSError) and cause.errno in FAULTS and (cause.filename or cause.errno in DISK_FULL
+                                                                     or cause.errno == errno.EROFS):
+            return _fault_text(cause, tmp, root)
+    if any(isinstance(c, RuntimeError) and any(w in str(c) for w in WRITE_FAILED) for c in _causes(error)):
+        return f"{FAULTS[errno.ENOSPC]} holding {root}" if _disk_full(tmp) else None
+    return None
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """Yield an error and what caused it, as its traceback would show them."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+
+
+def _fault_text(error: OSError, tmp: str, root: str) -> str:
+    """Say an OS error in a user's words, naming the path (the collection's, for a file of the build)."""
+    cause = FAULTS[error.errno or 0]
+    if error.errno in DISK_FULL:
+        return f"{cause} holding {root}"
+    path = os.fspath(error.filename) if error.filename else tmp
+    return f"{cause}: {root if path.startswith(tmp) else path}"
+
+
+def _disk_full(path: str) -> bool:
+    """Say whether the disk holding path has (almost) no space left."""
+    try:
+        found = os.statvfs(path)
+    except OSError:
+        return False
+    return found.f_bavail * found.f_frsize < FULL_BELOW
+
+
+def _explain(error: BaseException, node: Node, log_path: str, fault: str | None = None) -> BaseException:
     """Turn a build failure into the error the user sees, naming (and carrying) the log."""
-    if isinstance(error, OSError) and error.errno in DISK_FULL:
-        error = WorkCollectionError(f"no space left on the disk: {error.strerror}; nothing was kept")
-    if isinstance(error, KeyboardInterrupt):
+    if fault:
+        explained: BaseException = BuildError(f"building {node.name} failed: {fault}; nothing was kept; "
+                                              f"log: {log_path}")
+    elif isinstance(error, KeyboardInterrupt):
         message = f"interrupted while building {node.name}; nothing was kept; log: {log_path}"
-        explained: BaseException = Interrupted(message)
+        explained = Interrupted(message)
     elif isinstance(error, AxqError):
         explained = BuildError(f"building {node.name} failed: {error}; log: {log_path}")
         explained.exit_code = max(error.exit_code, 1)  # type: ignore[attr-defined]

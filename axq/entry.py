@@ -15,7 +15,7 @@ import sys
 from types import ModuleType
 
 from axq import locations
-from axq.errors import EntryNotFound, GetterError, ManifestError, did_you_mean
+from axq.errors import EntryNotFound, GetterError, ManifestError, UnknownGetter, did_you_mean
 from axq.store import Store, read_text
 
 TYPE_CHECKING = False  # typing costs milliseconds on the cached path; annotations are strings anyway
@@ -146,7 +146,7 @@ class Entry:
         if key in MANIFEST_KEYS:
             return self.manifest.get(key)
         getters = ", ".join(self.getters()) or "none"
-        raise GetterError(f"entry `{self.name}` has no getter `{key}`" + did_you_mean(key, self.keys())
+        raise UnknownGetter(f"entry `{self.name}` has no getter `{key}`" + did_you_mean(key, self.keys())
                           + f" (its getters: {getters}; also its results, parameters and `path`)")
 
 

@@ -25,6 +25,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, sorted(set(choices)), n=3, cutoff=0.6)
     if not close:
         return ""
+    best = difflib.SequenceMatcher(None, word, close[0]).ratio()
+    close = [c for c in close if difflib.SequenceMatcher(None, word, c).ratio() >= best - 0.1]  # only the nearest
     return "; did you mean " + " or ".join(f"`{c}`" for c in close) + "?"
 
 
@@ -69,7 +71,7 @@ class ParameterError(AxqError):
     def __str__(self) -> str:
         import json
 
-        where = f" (rule {self.rule})" if self.rule else ""
+        where = f" for {self.rule}" if self.rule else ""
         if not self.problem:
             return f"bad parameters{where}: {self.name}"
         shown = json.dumps(self.value, default=str) if not isinstance(self.value, str) else self.value
@@ -101,7 +103,11 @@ class CycleError(AxqError):
         return "dependency cycle: " + " -> ".join(self.cycle)
 
 
-class EntryNotFound(AxqError):
+class NotFound(AxqError):
+    """Something the command line names does not exist: an entry, an archive (exit 2, as a bad query)."""
+
+
+class EntryNotFound(NotFound):
     """No built entry by that name or query."""
 
 
@@ -112,9 +118,15 @@ class BuildError(AxqError):
 
 
 class GetterError(AxqError):
-    """A getter that is unknown or failed."""
+    """A getter that failed."""
 
     exit_code = 1
+
+
+class UnknownGetter(GetterError):
+    """A getter the entry does not have: a typo in the query line, so exit 2 as for a query."""
+
+    exit_code = 2
 
 
 class DependentsError(AxqError):

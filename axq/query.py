@@ -507,8 +507,19 @@ def _syntax_error(text: str, error: Any, parser: lark.Lark) -> QuerySyntaxError:
         names = _acceptable(state)
     else:
         names = getattr(error, "allowed", None) or getattr(error, "expected", None) or set()
-    expected = _expected(names, parser, text[:position]) + _axs_only(text, position)
+    expected = _expected(names, parser, text[:position]) + _axs_only(text, position) + _stage_hint(text, position)
     return QuerySyntaxError(text, position + 1, expected)
+
+
+_GLUED_COMMA = re.compile(r",\s+([^\s,]+)\s+$")  # `...Offline, get ` before the bad spot
+
+
+def _stage_hint(text: str, position: int) -> str:
+    """Return a hint when a comma glued to the query (`...Offline, get accuracy`) was meant to start a stage."""
+    glued = _GLUED_COMMA.search(text[:position])
+    if not glued:
+        return ""
+    return f" (to end the query before `{glued[1]}`, write ` , ` with a space on each side)"
 
 
 def _axs_only(text: str, position: int) -> str:

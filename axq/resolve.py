@@ -30,21 +30,36 @@ from axq.store import Store
 
 
 @dataclass(frozen=True)
+class Problem:
+    """One way a rule misses a query: a tag, an unknown name, a refused value, a condition, a missing value."""
+
+    kind: str  # "tag" (lacks one), "absent" (has one the query excludes), "name", "value", "condition", "required"
+    key: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Match:
     """How one producer rule fares against a query."""
 
     producer: Producer
-    reason: str | None  # None when it matches
+    reason: str | None  # None when it matches; else the first of problems
     specificity: int = 0
     params: dict[str, Any] | None = None
     unasked: int = 0  # fixed parameters the query does not name: on a tie, fewer wins
-    value_error: ParameterError | None = None  # the rule fits, but a value is refused
+    value_error: ParameterError | None = None  # the rule would fit, but a value is refused
     sources: dict[str, str] | None = None  # parameter -> "default", "rule", "collection", "query", "fixed"
+    problems: tuple[Problem, ...] = ()  # every way it misses the query: the fewer, the closer it is
 
     @property
-    def rank(self) -> tuple[bool, int, int]:
-        """Order matches: matching first, then most specific, then least presumptuous."""
-        return (not self.ok, -self.specificity, self.unasked)
+    def rank(self) -> tuple[bool, int, int, int, int, int, int]:
+        """Order matches: matching first, then closest (fewest missing tags, fewest problems, fewest
+        contradicted conditions), then most specific, then least presumptuous."""
+        def count(kind: str) -> int:
+            return sum(p.kind == kind for p in self.problems)
+
+        return (not self.ok, count("tag"), count("absent"), len(self.problems), count("condition"),
+                -self.specificity, self.unasked)
 
     @property
     def ok(self) -> bool:
@@ -103,33 +118,47 @@ def canonical_names(producer: Producer, query: Query) -> Query:
 
 def checked_params(producer: Producer, params: dict[str, Any]) -> dict[str, Any]:
     """Return params normalised by their declarations; raise ParameterError for a refused value."""
-    checked = dict(params)
+    checked, refused = _refusals(producer, params)
+    if refused:
+        raise refused[0]
+    return checked
+
+
+def _refusals(producer: Producer, params: dict[str, Any]) -> tuple[dict[str, Any], list[ParameterError]]:
+    """Return params normalised by their declarations, and the errors of the values they refuse."""
+    checked, refused = dict(params), []
     for key, value in params.items():
         declared = producer.declared(key)
         if declared is not None and not (value is None and key in producer.required):
             try:
                 checked[key] = declared.check(value)
             except ParameterError as error:
-                error.rule = producer.label
-                raise
-    return checked
+                refused.append(error)
+    return checked, refused
 
 
-def _tag_problem(producer: Producer, query: Query) -> str | None:
-    """Say why the rule's tags don't fit the query, or None."""
-    missing = [t for t in query.tags if t not in producer.tags]
-    if missing:
-        return f"lacks tag `{missing[0]}`"
-    present = [t for t in query.absent_tags if t in producer.tags]
-    return f"has tag `{present[0]}`" if present else None
+def describe(producer: Producer) -> str:
+    """Name a rule in the user's words: its recipe and tags, and what sets it apart from its siblings.
+
+    `loadgen_program (loadgen_output,classified_imagenet, framework=pytorch)`: never the
+    internal `loadgen_program[2]`.
+    """
+    siblings = [p for p in producer.recipe.producers if p.tags == producer.tags and p is not producer]
+    own = [f"{k}={format_value(v)}" for k, v in producer.params.items()
+           if any(k not in s.params or s.params[k] != v for s in siblings)]
+    return f"{producer.recipe.name} ({', '.join([','.join(producer.tags), *own])})"
 
 
-def _name_problem(producer: Producer, query: Query) -> str | None:
-    """Say which parameter the query names that the rule does not take, or None."""
-    for cond in query.param_conditions:
-        if cond.key not in producer.accepted:
-            return f"takes no parameter `{cond.key}`" + did_you_mean(cond.key, producer.accepted)
-    return None
+def _tag_problems(producer: Producer, query: Query) -> list[Problem]:
+    """Say which of the query's tags the rule lacks, and which absent tags it has."""
+    return ([Problem("tag", t, f"lacks tag `{t}`") for t in query.tags if t not in producer.tags]
+            + [Problem("absent", t, f"has tag `{t}`") for t in query.absent_tags if t in producer.tags])
+
+
+def _name_problems(producer: Producer, query: Query) -> list[Problem]:
+    """Say which parameters the query names that the rule does not take."""
+    unknown = dict.fromkeys(c.key for c in query.param_conditions if c.key not in producer.accepted)
+    return [Problem("name", k, f"takes no parameter `{k}`" + did_you_mean(k, producer.accepted)) for k in unknown]
 
 
 def _specificity(producer: Producer, query: Query) -> int:
@@ -137,33 +166,31 @@ def _specificity(producer: Producer, query: Query) -> int:
     return len(query.tags) + len({c.key for c in query.param_conditions} & set(producer.params))
 
 
-def _param_problem(producer: Producer, query: Query, params: dict[str, Any]) -> str | None:
-    """Say why the rule's parameters don't fit the query, or None."""
-    for cond in query.param_conditions:
-        if not cond.test(producer.tags, params):
-            return f"`{cond}` does not hold (`{cond.key}` is {format_value(params.get(cond.key))})"
-    missing = [r for r in producer.required if params.get(r) is None]
-    return f"needs `{missing[0]}=...`" if missing else None
+def _param_problems(producer: Producer, query: Query, params: dict[str, Any], skip: set[str]) -> list[Problem]:
+    """Say which of the query's conditions the rule's values break, and which required values are missing."""
+    broken = [Problem("condition", c.key, f"`{c}` does not hold (`{c.key}` is {format_value(params.get(c.key))})")
+              for c in query.param_conditions if c.key not in skip and not c.test(producer.tags, params)]
+    missing = [Problem("required", r, f"needs `{r}=...`") for r in producer.required
+               if r not in skip and params.get(r) is None]
+    return broken + missing
 
 
 def match(producer: Producer, query: Query, settings: Settings | None = None) -> Match:
-    """Match one producer rule against a query, saying why not when it fails."""
+    """Match one producer rule against a query; when it fails, say every way it misses."""
     query = canonical_names(producer, query)
-    params = resolved_params(producer, query, settings)
-    reason = _tag_problem(producer, query) or _name_problem(producer, query)
-    if reason:
-        return Match(producer, reason)
-    try:
-        params = checked_params(producer, params)
-    except ParameterError as error:
-        unasked = len(set(producer.params) - {c.key for c in query.param_conditions})
-        return Match(producer, str(error), _specificity(producer, query), params, unasked, error)
-    reason = _param_problem(producer, query, params)
-    if reason:
-        return Match(producer, reason)
+    params, refused = _refusals(producer, resolved_params(producer, query, settings))
+    names = _name_problems(producer, query)
+    values = [Problem("value", e.name, str(e)) for e in refused]
+    skip = {p.key for p in [*names, *values]}
+    problems = [*_tag_problems(producer, query), *names, *values, *_param_problems(producer, query, params, skip)]
     named = {c.key for c in query.param_conditions}
-    return Match(producer, None, _specificity(producer, query), params, len(set(producer.params) - named),
-                 sources=value_sources(producer, query, settings))
+    specificity, unasked = _specificity(producer, query), len(set(producer.params) - named)
+    if problems:
+        for error in refused:
+            error.rule = describe(producer)
+        return Match(producer, problems[0].text, specificity, params, unasked, refused[0] if refused else None,
+                     problems=tuple(problems))
+    return Match(producer, None, specificity, params, unasked, sources=value_sources(producer, query, settings))
 
 
 def rules(query: Query | str, scope: Scope | None = None) -> list[Match]:
@@ -179,14 +206,36 @@ def _known_tags(scope: Scope) -> set[str]:
 
 
 def _no_producer(query: Query, matches: list[Match], scope: Scope) -> NoProducerError:
-    """Explain why nothing matches: an unknown tag, or the closest rules' reasons."""
+    """Explain why nothing matches: an unknown tag or parameter, else what the closest rule needs."""
     known = _known_tags(scope)
     for tag in query.tags:
         if tag not in known:
             return NoProducerError(f"no recipe produces tag `{tag}`" + did_you_mean(tag, known))
-    near = sorted(matches, key=lambda m: -sum(t in m.producer.tags for t in query.tags))
-    reasons = "; ".join(f"{m.producer.label} {m.reason}" for m in near[:3])
-    return NoProducerError(f"no producer rule matches `{query}`: {reasons}")
+    unknown = _unknown_names(query, matches)
+    if unknown or not matches:
+        return NoProducerError(unknown or f"no recipe produces `{query}`")
+    best = matches[0]
+    text = f"nothing matches `{query}`: the closest, {describe(best.producer)}, {_problems_text(best.problems)}"
+    others = [m for m in matches[1:4] if m.rank[:4] == best.rank[:4] and m.problems != best.problems
+              and all(p.kind in ("required", "value") for p in m.problems)]  # takes all the query says
+    return NoProducerError(text + "".join(f"; or {describe(m.producer)}, {_problems_text(m.problems)}"
+                                          for m in others[:1]))
+
+
+def _unknown_names(query: Query, matches: list[Match]) -> str:
+    """Say which parameters no rule with the query's tags takes (with a near miss), or ""."""
+    fitting = [m.producer for m in matches if not any(p.kind in ("tag", "absent") for p in m.problems)]
+    if not fitting:
+        return ""
+    accepted = {name for p in fitting for name in (*p.accepted, *p.recipe.aliases)}
+    unknown = dict.fromkeys(c.key for c in query.param_conditions if c.key not in accepted)
+    return "; ".join(f"unknown parameter `{k}`" + did_you_mean(k, accepted) for k in unknown)
+
+
+def _problems_text(problems: tuple[Problem, ...]) -> str:
+    """Say a rule's problems as one clause: `needs `imagenet_dir=...``, ..."""
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return ", and ".join(p.text for p in problems[:3]) + more
 
 
 def choose(query: Query, scope: Scope | None = None) -> Match:
@@ -197,13 +246,13 @@ def choose(query: Query, scope: Scope | None = None) -> Match:
     matches = rules(query, scope)
     winners = [m for m in matches if m.ok and m.rank == matches[0].rank]
     if not matches or not matches[0].ok:
-        refused = sorted((m for m in matches if m.value_error), key=lambda m: (-m.specificity, m.unasked))
-        if refused:
-            raise refused[0].value_error  # type: ignore[misc]
+        closest = matches[0] if matches else None
+        if closest and closest.value_error and all(p.kind == "value" for p in closest.problems):
+            raise closest.value_error
         raise _no_producer(query, matches, scope)
     if len(winners) > 1:
-        labels = ", ".join(m.producer.label for m in winners)
-        raise AmbiguousRuleError(f"`{query}` matches several rules equally well: {labels}; "
+        named = ", ".join(describe(m.producer) for m in winners)
+        raise AmbiguousRuleError(f"`{query}` matches several rules equally well: {named}; "
                                  "add a tag or parameter to choose")
     return matches[0]
 
@@ -269,7 +318,7 @@ def check_rule(producer: Producer, params: dict[str, Any]) -> None:
     try:
         check(dict(params))
     except ParameterError as error:
-        error.rule = error.rule or producer.label
+        error.rule = error.rule or describe(producer)
         raise
 
 

@@ -24,9 +24,10 @@ from axq import locations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 MANIFEST = "manifest.json"
+UNWRITABLE = {13, 1, 30, 28, 122}  # EACCES, EPERM, EROFS, ENOSPC, EDQUOT (no errno import: the cached path)
 SETTINGS = ".settings.json"
 COLLECTIONS = ".collections.json"  # entries holding recipes (git_repo,collection): name -> recipe root
 
@@ -44,9 +45,15 @@ def write_atomically(path: str, text: str) -> None:
     """Write text to path so that readers see the old file or the new, never half."""
     tmp = f"{path}.{os.getpid()}.tmp"
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except OSError as error:  # a full disk: leave no half-written file behind, and say which file it was
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        error.filename = error.filename or path
+        raise
 
 
 class Store:
@@ -59,9 +66,12 @@ class Store:
         """Join parts under the work collection root."""
         return os.path.join(self.root, *parts)
 
-    def writing(self) -> _Writing:
-        """Create the collection if needed; turn a collection that can't be written into one clear error."""
-        return _Writing(self)
+    def writing(self, entry: str = "") -> _Writing:
+        """Create the collection if needed; turn a collection that can't be written into one clear error.
+
+        `entry` names what is being built, for the message.
+        """
+        return _Writing(self, entry)
 
     def _is_ours(self, error: OSError) -> bool:
         """Say whether an OS error is about the collection itself (not a file a recipe reads)."""
@@ -90,7 +100,7 @@ class Store:
         for candidate in (name, expected_name):
             if candidate and self._holds(candidate, identity):
                 if candidate != name:
-                    self.record(identity, candidate)
+                    self.cache(self.record, identity, candidate)
                 return candidate
         return None
 
@@ -161,7 +171,18 @@ class Store:
     def ensure_index(self) -> None:
         """Rebuild the index if it is missing (a fresh or hand-assembled collection)."""
         if os.path.isdir(self.root) and not os.path.isdir(self.path(".index", "ids")):
-            self.reindex()
+            self.cache(self.reindex)
+
+    def cache(self, write: Callable[..., object], *args: str) -> None:
+        """Write what only saves time later (the index, the memo); skip it where the collection can't be written.
+
+        A read-only collection (or one on a full disk) still answers from what is built.
+        """
+        try:
+            write(*args)
+        except OSError as error:
+            if error.errno not in UNWRITABLE:
+                raise
 
     def reindex(self) -> int:
         """Rebuild the index from the entry directories; return how many it holds."""
@@ -222,8 +243,8 @@ class Store:
 class _Writing:
     """Context of writes to a collection (a class, not contextlib: this module is on the cached path)."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, store: Store, entry: str = "") -> None:
+        self.store, self.entry = store, entry
 
     def __enter__(self) -> None:
         try:
@@ -231,22 +252,41 @@ class _Writing:
         except OSError as error:
             self.__exit__(type(error), error, None)
             raise
+        if not os.access(self.store.root, os.W_OK):  # before anything is built in it
+            raise self._error(_unwritable(self.store.root))
 
     def __exit__(self, kind: type | None, error: BaseException | None, trace: object) -> None:
         """Raise WorkCollectionError for an OS error about the collection itself (not a file a recipe reads)."""
         unusable = (FileNotFoundError, NotADirectoryError, FileExistsError, PermissionError)
-        if isinstance(error, unusable) and self.store._is_ours(error):
-            from axq.errors import WorkCollectionError
+        if isinstance(error, OSError) and (isinstance(error, unusable) or error.errno in UNWRITABLE) \
+                and self.store._is_ours(error):
+            raise self._error(_problem(error, self.store.root)) from None
 
-            raise WorkCollectionError(f"work collection {self.store.root} cannot be used: {_problem(error)}") from None
+    def _error(self, problem: str) -> Exception:
+        from axq.errors import WorkCollectionError
+
+        building = f"cannot build {self.entry}: " if self.entry else ""
+        return WorkCollectionError(f"{building}work collection {self.store.root} cannot be used: {problem}")
 
 
-def _problem(error: OSError) -> str:
+def _unwritable(root: str) -> str:
+    """Say why a collection directory can't be written: a read-only file system, or its permissions."""
+    if os.statvfs(root).f_flag & os.ST_RDONLY:
+        return "it is on a read-only file system"
+    return "not writable (permission denied)"
+
+
+def _problem(error: OSError, root: str) -> str:
     """Say what is wrong with a collection path, in words a user can act on."""
     if isinstance(error, (NotADirectoryError, FileExistsError)):
         return "a file is in the way (it must be a directory)"
+    where = f": {error.filename}" if error.filename and os.path.abspath(os.fspath(error.filename)) != root else ""
+    if error.errno == 30:
+        return f"it is on a read-only file system{where}"
+    if error.errno in (28, 122):
+        return f"no space left on its disk ({error.strerror}{where})"
     if isinstance(error, PermissionError):
-        return f"not writable ({error.strerror})"
+        return f"not writable ({error.strerror}{where})"
     return f"cannot be created ({error.strerror}: {error.filename})"
 
 

@@ -218,7 +218,7 @@ def test_a_getter_added_to_a_recipe_works_on_entries_built_before(recipes):
 def test_unknown_getter_lists_the_entry_getters(work, axq_cli):
     axq.byquery("number,value=2")
     code, _, err = axq_cli("byquery", "number,value=2", ",", "get", "dubled")
-    assert code == 1 and "did you mean `doubled`?" in err and "its getters: doubled, stored" in err
+    assert code == 2 and "did you mean `doubled`?" in err and "its getters: doubled, stored" in err
 
 
 @pytest.mark.parametrize(

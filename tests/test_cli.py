@@ -30,7 +30,7 @@ from tests.conftest import REPO, run_axq
         (["lst"], 2, "did you mean `list`"),
         (["byquery", "numbr", ",", "get", "x"], 2, "did you mean `number`"),
         (["byquery", "number,value=", ",", "get", "x"], 2, "column 14"),
-        (["byquery", "number", ",", "get", "dubled"], 1, "did you mean `doubled`"),
+        (["byquery", "number", ",", "get", "dubled"], 2, "did you mean `doubled`"),
         (["byquery", "number", ",", "frobnicate"], 2, "use `get KEY`"),
         (["byquery", "number", ",", ",", "get", "x"], 2, "empty stage"),
         (["byquery", "failing", ",", "get", "x"], 1, "the input data is missing"),
