@@ -111,8 +111,9 @@ class Step:
     cached: bool
     reason: str
     depth: int
-    estimate_s: float | None = None  # the recipe's estimate of the build time, if it gives one
+    estimate_s: float | None = None  # expected build time: as recorded here (see Durations), else the recipe's
     stale: str | None = None  # why the entry there is not reused, if one is there
+    estimate_basis: str | None = None  # where estimate_s came from: `N builds here` or `the recipe`
 
 
 def plan(
@@ -128,23 +129,65 @@ def plan(
     """
     store = Store(work_collection)
     steps: list[Step] = []
-    _plan(resolve(query, overrides, Scope.of(store)), store, steps, 0, {})
+    _plan(resolve(query, overrides, Scope.of(store)), store, steps, 0, {}, Durations(store))
     return steps
 
 
-def _plan(node: Node, store: Store, steps: list[Step], depth: int, seen: dict[str, bool]) -> bool:
+def _plan(node: Node, store: Store, steps: list[Step], depth: int, seen: dict[str, bool],
+          durations: Durations) -> bool:
     """Append the steps for node and its dependencies (each identity once); return whether it is cached."""
     if node.identity in seen:
         return seen[node.identity]
     index = len(steps)
-    deps_cached = [_plan(dep, store, steps, depth + 1, seen) for dep in node.deps.values()]
+    deps_cached = [_plan(dep, store, steps, depth + 1, seen, durations) for dep in node.deps.values()]
     name = store.name_for_identity(node.identity, node.name)
     stale = stale_reason(store, store.read_manifest(name) or {}) if name else None
     cached = name is not None and stale is None
     reason = "cached" if cached else f"stale: {stale}" if stale else _why(node, store, all(deps_cached))
-    steps.insert(index, Step(node, cached, reason, depth, None if cached else node.estimate_s, stale))
+    estimate, basis = (None, None) if cached else durations.estimate(node)
+    steps.insert(index, Step(node, cached, reason, depth, estimate, stale, basis))
     seen[node.identity] = cached
     return cached
+
+
+class Durations:
+    """Expected build times from what this machine recorded: the median duration of like builds.
+
+    Like builds are entries of the same recipe and tags, built on this host, whose key
+    parameters (the recipe's `name_params`, those its entries are named by: data set,
+    scenario, mode, framework, ...) are the node's. Where there are none, the recipe's
+    estimate hook answers (Node.estimate_s). The collection is read once, when first asked.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.recorded: dict[tuple[str, tuple[str, ...]], list[tuple[dict, float]]] | None = None
+
+    def estimate(self, node: Node) -> tuple[float | None, str | None]:
+        """Return the node's expected seconds and where they came from (None, None if unknown)."""
+        import statistics
+
+        names = node.producer.recipe.name_params
+        like = [seconds for params, seconds in self._index().get((node.producer.recipe.name, node.producer.tags), [])
+                if all(params.get(name) == node.params.get(name) for name in names)]
+        if like:
+            return statistics.median(like), f"{len(like)} build{'s' if len(like) > 1 else ''} here"
+        estimate = node.estimate_s
+        return estimate, None if estimate is None else "the recipe"
+
+    def _index(self) -> dict[tuple[str, tuple[str, ...]], list[tuple[dict, float]]]:
+        """Return {(recipe, tags): [(params, recorded seconds)]} of the entries built on this host."""
+        if self.recorded is None:
+            import socket
+
+            host, self.recorded = socket.gethostname(), {}
+            for _, manifest in self.store.manifests():
+                provenance = manifest.get("provenance") or {}
+                seconds = provenance.get("duration_s")
+                if provenance.get("host") == host and isinstance(seconds, (int, float)):
+                    key = (manifest.get("recipe", ""), tuple(manifest.get("tags", ())))
+                    self.recorded.setdefault(key, []).append((manifest.get("params", {}), float(seconds)))
+        return self.recorded
 
 
 def _why(node: Node, store: Store, deps_cached: bool) -> str:

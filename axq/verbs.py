@@ -7,7 +7,7 @@ found (`byquery Q , get KEY`). Options belong to verbs (and to the stages a verb
 may appear anywhere on the line, and take their value as `--opt value` or `--opt=value`.
 Words `--key=value` that are not options are parameter overrides for the verbs that take
 a query (`byquery`, `plan`, `sweep`, `params`), and errors for the others. Global options
-(`--work-collection DIR`, `--json`, `--quiet`/`-q`, `--debug`) work with every verb.
+(`--work-collection DIR`, `--json`, `--quiet`/`-q`, `--verbose`/`-v`, `--debug`) work with every verb.
 
 Not on the cached-query path: `axq.cli` answers a cached `byquery Q , get KEY` without
 importing this module.
@@ -119,7 +119,7 @@ class Call:
         """Return the progress reporter the options ask for."""
         from axq.progress import Reporter
 
-        return Reporter("quiet" if self.options.get("--quiet") else None)
+        return Reporter("quiet" if self.options.get("--quiet") else None, verbose=bool(self.options.get("--verbose")))
 
     def parsed_overrides(self) -> dict[str, Any]:
         """Turn the `--key=value` overrides into typed values with the query grammar."""
@@ -130,10 +130,11 @@ GLOBAL_OPTIONS = (
     Option("--work-collection", "the work collection (else $AXQ_WORK_COLLECTION, else the default)", "DIR"),
     Option("--json", "machine-readable output"),
     Option("--quiet", "no progress on the screen (the build log keeps it); also -q"),
+    Option("--verbose", "show each run's full output (LoadGen's summary) on the screen too; also -v"),
     Option("--debug", "show tracebacks for user errors too"),
     Option("--help", "show this help; also -h"),
 )
-SHORT = {"-q": "--quiet", "-h": "--help"}
+SHORT = {"-q": "--quiet", "-v": "--verbose", "-h": "--help"}
 QUERY_HELP = ("QUERY", "tags and parameters, e.g. `loadgen_output,classified_digits,loadgen_scenario=Offline`")
 EXIT_CODES = "Exit codes: 0 success, 1 a build or getter failed, 2 bad usage or query, 130 interrupted."
 
@@ -157,7 +158,7 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
 def get_stage(entry: Entry, args: list[str], call: Call) -> int:
     """Print a getter's value."""
     emit(entry.get(args[0]), call.json)
-    return entry_status(entry)
+    return entry_status(entry, args[0])
 
 
 def get_path_stage(entry: Entry, args: list[str], call: Call) -> int:
@@ -251,7 +252,8 @@ def _plan_line(step: Step) -> str:
     if step.stale and step.stale not in step.reason:
         notes.append(f"stale: {step.stale}")
     if step.estimate_s is not None:
-        notes.append("about " + duration(step.estimate_s))
+        basis = f", from {step.estimate_basis}" if step.estimate_basis else ""
+        notes.append("about " + duration(step.estimate_s) + basis)
     return f"{indent}[build ] {step.node.name}  ({'; '.join(notes)})"
 
 
