@@ -68,3 +68,14 @@ def test_plan_lists_an_entry_needed_twice_once(work):
     steps = axq.plan("planned_sum,count=2,repeat=true")
     assert [s.node.params.get("value") for s in steps] == [None, 1, 2]
     assert sum(s.estimate_s or 0 for s in steps) == 1.5
+
+
+def test_plan_estimates_from_the_durations_recorded_here(work):
+    built = [axq.byquery(f"number,value=3,label={label}") for label in ("a", "b", "c")]
+    recorded = sorted(e.manifest["provenance"]["duration_s"] for e in built)
+    (like,) = axq.plan("number,value=3,label=d")  # same key parameter (value), another label
+    assert (like.estimate_s, like.estimate_basis) == (recorded[1], "3 builds here")
+    (other,) = axq.plan("number,value=4")  # no like build, and the recipe has no estimate hook
+    assert (other.estimate_s, other.estimate_basis) == (None, None)
+    steps = axq.plan("planned_sum,count=2,repeat=true")  # no like builds: the recipe's estimate
+    assert {s.estimate_basis for s in steps if s.estimate_s is not None} == {"the recipe"}

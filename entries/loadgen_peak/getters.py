@@ -31,8 +31,12 @@ def result_valid(entry: Entry) -> bool:
 
 
 def peak_report(entry: Entry) -> str:
-    """Return the peak, its throughput, what bounds it and the probe count on one line."""
-    found = entry.results
+    """Return the peak, its throughput, its latency bound, what bounds it and the probe count on one line."""
+    return report_line(entry.results)
+
+
+def report_line(found: dict) -> str:
+    """Return peak_report's line from a search's results."""
     count = len(found.get("probes", []))
     if not found.get("valid"):
         return f"no peak: {found.get('invalid_reason')} ({count} probes)"

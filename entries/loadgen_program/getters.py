@@ -59,6 +59,8 @@ def target_text(found: dict) -> str:
     """
     summary, timed = found.get("summary", {}), found.get("calibrated") or {}
     scenario, latency = found.get("scenario"), summary.get("target_latency (ns)")
+    if scenario in ("SingleStream", "MultiStream"):  # the summary's target_latency is the Server bound's field
+        latency = found.get("expected_latency_ns")
 
     def how(key: str) -> str:
         return "timed on this machine" if key in timed else "given"

@@ -86,7 +86,7 @@ def result_line(found: dict) -> str:
 
 
 def run_counts(path: Path) -> dict:
-    """Return what the detail log counts: queries, queries over the latency bound (Server), LoadGen's warnings."""
+    """Return what the detail log adds to the summary: query counts, the streams' expected latency, warnings."""
     found: dict[str, Any] = {"loadgen_warnings": []}
     detail = Path(path) / logs.DETAIL
     if not detail.is_file():
@@ -103,7 +103,9 @@ def run_counts(path: Path) -> dict:
 
 
 # Detail log counts a run keeps, by their results key.
-DETAIL_COUNTS = {"result_query_count": "query_count", "result_overlatency_query_count": "overlatency_queries"}
+DETAIL_COUNTS = {"result_query_count": "query_count", "result_overlatency_query_count": "overlatency_queries",
+                 "requested_single_stream_expected_latency_ns": "expected_latency_ns",
+                 "requested_multi_stream_expected_latency_ns": "expected_latency_ns"}
 
 
 def validity(summary: dict, mode: str, reasons: list[str], counts: dict | None = None) -> dict:
