@@ -186,8 +186,8 @@ def server_results(probes: list[Probe], cap: int) -> dict:
                                "latency_bounds_ms": bounds_ms}
     if low is None:
         lowest = ordered[0]["qps"]
-        reason = (f"no Server run was VALID, down to loadgen_target_qps={lowest} (lower targets need a longer "
-                  f"loadgen_duration_s for LoadGen's early stopping); see {ordered[0]['entry']}")
+        reason = (f"no Server run was VALID, down to loadgen_target_qps={lowest}; why: `axq byname "
+                  f"{ordered[0]['entry']} , get performance_report`")
         return {**results, "performance": None, "valid": False, "invalid_reason": reason}
     peak = next(p for p in ordered if p["qps"] == low)
     return {**results, "performance": low, "peak_samples_per_second": peak["performance"],

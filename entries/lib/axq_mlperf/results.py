@@ -146,8 +146,11 @@ def early_stopping_text(summary: dict, counts: dict) -> str:
 
 
 def ms(ns: Any) -> str:
-    """Return a time in ns as `12.3 ms`."""
-    return f"{ns / 1e6:.3g} ms" if isinstance(ns, (int, float)) else "?"
+    """Return a time in ns as `12.3 ms` (three significant digits, no exponent: `1336 ms`)."""
+    if not isinstance(ns, (int, float)):
+        return "?"
+    value = ns / 1e6
+    return f"{value:.0f} ms" if value >= 100 else f"{value:.3g} ms"
 
 
 def headline(summary: dict, scenario: str) -> dict:
