@@ -2,7 +2,7 @@
 
 The real query through the real CLI (`python -m axq`, as a user types it), in one work
 collection whose digits chain is built before the first run: each round removes the run's
-entry (`axq byquery Q , remove`), builds it again (`, get result_valid`, which holds the
+entry (`axq rm NAME`, the name `axq plan Q` gives), builds it again (`, get result_valid`, which holds the
 measurement lock for its test) and reads what LoadGen said from the entry: VALID or not,
 queries, queries over the latency bound, the bound, and whether other processes used the
 machine meanwhile (contended). A feasible target should be VALID in at least 19 of 20.
@@ -33,13 +33,18 @@ def axq(work_collection: str, *words: str) -> subprocess.CompletedProcess:
 
 def one_run(work_collection: str, query: str) -> dict[str, Any]:
     """Remove the query's entry, build it again, and return what its run recorded."""
-    axq(work_collection, "byquery", query, ",", "remove")
+    import axq as api
+
+    step = api.plan(query, work_collection=work_collection)[0]  # the run itself, exactly (no loose match)
+    if step.cached:
+        removed = axq(work_collection, "rm", step.node.name)
+        if removed.returncode != 0:
+            raise SystemExit(f"could not remove the run before building it again: {removed.stderr.strip()}")
     started = time.monotonic()
     done = axq(work_collection, "byquery", query, ",", "get", "result_valid")
     wall = time.monotonic() - started
     if done.stdout.strip() not in ("true", "false"):
         raise SystemExit(f"the run failed (exit {done.returncode}): {done.stderr.strip()}")
-    import axq as api
 
     results = api.byquery(query, work_collection=work_collection).results
     summary = results.get("summary", {})
