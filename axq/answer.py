@@ -30,9 +30,13 @@ def query_memo(query_words: list[str], overrides: list[str]) -> str:
     return memo_key(" ".join(query_words), *sorted(overrides))
 
 
-def entry_status(entry: Any) -> int:
-    """Warn and return 1 if the entry is marked invalid by its build, else 0."""
-    reason = entry.invalid_reason
+# Getters that answer whether the entry is valid: their answer is the verdict, not a failure.
+VALIDITY_GETTERS = frozenset({"result_valid"})
+
+
+def entry_status(entry: Any, key: str | None = None) -> int:
+    """Warn and return 1 if the entry is marked invalid by its build (unless `key` asks just that), else 0."""
+    reason = None if key in VALIDITY_GETTERS else entry.invalid_reason
     if reason:
         print(f"axq: {entry.name} is marked INVALID: {reason}", file=sys.stderr)
         return 1

@@ -19,7 +19,7 @@ from axq.errors import DependentsError, EntryNotFound
 from axq.exploration import explore
 from axq.graph import Node
 from axq.parameters import Parameter
-from axq.progress import Reporter
+from axq.progress import Reporter, duration
 from axq.query import Query, format_value, parse
 from axq.resolve import Match, Scope, check_rule, choose, resolve, with_overrides
 from axq.resolve import rules as match_rules
@@ -111,20 +111,47 @@ class Step:
     cached: bool
     reason: str
     depth: int
-    estimate_s: float | None = None  # the recipe's estimate of the build time, if it gives one
+    estimate_s: float | None = None  # expected build time: as recorded here (see Durations), else the recipe's
     stale: str | None = None  # why the entry there is not reused, if one is there
+    estimate_basis: str | None = None  # where estimate_s came from: `N builds here` or `the recipe`
 
     def __repr__(self) -> str:
         return f"Step(cached {self.node.name})" if self.cached else f"Step(build {self.node.name}: {self.reason})"
+
+    def line(self) -> str:
+        """Say the step as `axq plan` prints it: `[build ] name  (not built yet; about 12 s, from 3 builds here)`."""
+        indent = "  " * self.depth
+        if self.cached:
+            return f"{indent}[cached] {self.node.name}"
+        notes = [self.reason]
+        if self.stale and self.stale not in self.reason:
+            notes.append(f"stale: {self.stale}")
+        if self.estimate_s is not None:
+            basis = f", from {self.estimate_basis}" if self.estimate_basis else ""
+            notes.append("about " + duration(self.estimate_s) + basis)
+        return f"{indent}[build ] {self.node.name}  ({'; '.join(notes)})"
 
 
 class Plan(list[Step]):
     """The steps of a plan, dependencies after what needs them; shown as `axq plan` prints it."""
 
     def __repr__(self) -> str:
-        from axq.verbs import _plan_line, plan_summary
+        return "\n".join([*(step.line() for step in self), self.summary()])
 
-        return "\n".join([*map(_plan_line, self), plan_summary(self)])
+    def summary(self) -> str:
+        """Sum the plan up: `13 to build (12 loadgen_program, 1 mlperf_submission), about 2 h 10 min; 3 cached`."""
+        todo = [s for s in self if not s.cached]
+        cached = len(self) - len(todo)
+        if not todo:
+            return f"nothing to build; {cached} cached"
+        counts: dict[str, int] = {}
+        for step in todo:
+            counts[step.node.producer.recipe.name] = counts.get(step.node.producer.recipe.name, 0) + 1
+        groups = ", ".join(f"{n} {name}" for name, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+        known = [s.estimate_s for s in todo if s.estimate_s is not None]
+        some_unknown = " (some unknown)" if len(known) < len(todo) else ""
+        total = f", about {duration(sum(known))}{some_unknown}" if known else ""
+        return f"{len(todo)} to build ({groups}){total}; {cached} cached"
 
 
 def plan(
@@ -140,9 +167,50 @@ def plan(
     entry whose code (or a dependency's) changed since an entry of the same query was built
     is `stale: recipe (entries/recipe/file.py changed)`.
     """
-    planning = _Planning(Store(work_collection))
+    store = Store(work_collection)
+    planning = _Planning(store, Durations(store))
     planning.add(resolve(query, overrides, Scope.of(planning.store)), 0)
     return planning.steps
+
+
+class Durations:
+    """Expected build times from what this machine recorded: the median duration of like builds.
+
+    Like builds are entries of the same recipe and tags, built on this host, whose key
+    parameters (the recipe's `name_params`, those its entries are named by: data set,
+    scenario, mode, framework, ...) are the node's. Where there are none, the recipe's
+    estimate hook answers (Node.estimate_s). The collection is read once, when first asked.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.recorded: dict[tuple[str, tuple[str, ...]], list[tuple[dict, float]]] | None = None
+
+    def estimate(self, node: Node) -> tuple[float | None, str | None]:
+        """Return the node's expected seconds and where they came from (None, None if unknown)."""
+        import statistics
+
+        names = node.producer.recipe.name_params
+        like = [seconds for params, seconds in self._index().get((node.producer.recipe.name, node.producer.tags), [])
+                if all(params.get(name) == node.params.get(name) for name in names)]
+        if like:
+            return statistics.median(like), f"{len(like)} build{'s' if len(like) > 1 else ''} here"
+        estimate = node.estimate_s
+        return estimate, None if estimate is None else "the recipe"
+
+    def _index(self) -> dict[tuple[str, tuple[str, ...]], list[tuple[dict, float]]]:
+        """Return {(recipe, tags): [(params, recorded seconds)]} of the entries built on this host."""
+        if self.recorded is None:
+            import socket
+
+            host, self.recorded = socket.gethostname(), {}
+            for _, manifest in self.store.manifests():
+                provenance = manifest.get("provenance") or {}
+                seconds = provenance.get("duration_s")
+                if provenance.get("host") == host and isinstance(seconds, (int, float)):
+                    key = (manifest.get("recipe", ""), tuple(manifest.get("tags", ())))
+                    self.recorded.setdefault(key, []).append((manifest.get("params", {}), float(seconds)))
+        return self.recorded
 
 
 @dataclass
@@ -150,6 +218,7 @@ class _Planning:
     """A plan being made: its steps, what each identity came to, and the built entries to compare with."""
 
     store: Store
+    durations: Durations
     steps: Plan = field(default_factory=lambda: Plan())
     seen: dict[str, bool] = field(default_factory=dict)  # identity -> cached
     causes: dict[str, list[str]] = field(default_factory=dict)  # identity -> code changes that make it new
@@ -170,7 +239,8 @@ class _Planning:
             reason = f"stale: {stale}"
         else:
             reason, stale = self._why(node, all(deps_cached))
-        self.steps.insert(index, Step(node, cached, reason, depth, None if cached else node.estimate_s, stale))
+        estimate, basis = (None, None) if cached else self.durations.estimate(node)
+        self.steps.insert(index, Step(node, cached, reason, depth, estimate, stale, basis))
         self.seen[node.identity] = cached
         return cached
 

@@ -43,7 +43,7 @@ def _answer_from_memo(words: list[str], overrides: list[str], key: str) -> int |
         return None
     entry = Entry.load(store, name)
     emit(entry.get(key))
-    return entry_status(entry)
+    return entry_status(entry, key)
 
 
 def main(argv: list[str] | None = None, *, handle_signals: bool = False) -> int:

@@ -1,9 +1,12 @@
 """Show what long steps are doing: a bar on a terminal, timestamped lines in a log.
 
 Every message also goes to the current build's log file. `--quiet` silences the screen,
-never the log. What a library says while a build runs in this process (`capturing_output`:
-Python warnings, and lines written to sys.stderr, such as torch's own log handler's) is
-such a message too, so it lands in the build log, not on a quiet screen.
+never the log. Details (a benchmark child's own output, such as LoadGen's 58-line summary)
+go to the log always and to the screen only with `--verbose`; a step of known length shows
+a line with its elapsed and expected time meanwhile (`timed`). What a library says while a
+build runs in this process (`capturing_output`: Python warnings, and lines written to
+sys.stderr, such as torch's own log handler's) is such a message too, so it lands in the
+build log, not on a quiet screen.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ def _stamp(message: str) -> str:
 class Reporter:
     """Where progress goes: "bar" (a terminal), "lines" (a log or pipe) or "quiet"."""
 
-    def __init__(self, mode: str | None = None, stream: IO[str] | None = None) -> None:
+    def __init__(self, mode: str | None = None, stream: IO[str] | None = None, verbose: bool = False) -> None:
         self.stream = stream or sys.stderr
         self.mode = mode or ("bar" if self.stream.isatty() else "lines")
+        self.verbose = verbose and self.mode != "quiet"
         self.log_file: IO[str] | None = None
 
     def log(self, message: str) -> None:
@@ -39,6 +43,33 @@ class Reporter:
             self.log_file.flush()
         if self.mode != "quiet":
             self._write(line)
+
+    def detail(self, message: str) -> None:
+        """Write one timestamped line to the build log; to the screen only when verbose."""
+        if self.verbose:
+            self.log(message)
+        elif self.log_file:
+            self.log_file.write(_stamp(message) + "\n")
+            self.log_file.flush()
+
+    @contextmanager
+    def timed(self, desc: str, expected_s: float) -> Iterator[None]:
+        """Show a step's elapsed time against its expected one while the block runs.
+
+        A bar on a terminal (updated 4 times a second), a line at the start and at the end
+        in a log, nothing when quiet or verbose (the details show what happens then).
+        """
+        if self.mode == "quiet" or self.verbose:
+            yield
+            return
+        if self.mode == "lines":
+            started = time.monotonic()
+            self.log(f"{desc}: expected to take about {expected_s:.0f} s")
+            yield
+            self.log(f"{desc}: done in {time.monotonic() - started:.1f} s")
+            return
+        with _ElapsedBar(desc, expected_s, self.screen):
+            yield
 
     @contextmanager
     def capturing_output(self) -> Iterator[None]:
@@ -86,6 +117,34 @@ class Reporter:
             if total and count % step == 0 and count < total:
                 self.log(f"{desc}: {count}/{total} ({count / (time.monotonic() - start):.1f}/s)")
         self.log(f"{desc}: {count}/{total if total is not None else count} done in {time.monotonic() - start:.1f}s")
+
+
+class _ElapsedBar:
+    """A tqdm bar of seconds: elapsed against expected, moved by a thread of its own until closed."""
+
+    def __init__(self, desc: str, expected_s: float, screen: IO[str]) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=round(max(expected_s, 0.1), 1), desc=desc, file=screen, leave=False,
+                        bar_format="{desc}: {bar} {n:.1f}/{total:.0f} s expected")
+        self.started, self.stop = time.monotonic(), threading.Event()
+        self.thread = threading.Thread(target=self._tick, daemon=True)
+
+    def _tick(self) -> None:
+        while not self.stop.wait(0.25):
+            elapsed = time.monotonic() - self.started
+            self.bar.total = max(self.bar.total, round(elapsed, 1))
+            self.bar.n = round(elapsed, 1)
+            self.bar.refresh()
+
+    def __enter__(self) -> _ElapsedBar:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.bar.close()
 
 
 class _Stderr:
@@ -164,3 +223,14 @@ def _length(items: Any) -> int | None:
         return len(items)
     except TypeError:
         return None
+
+
+def duration(seconds: float) -> str:
+    """Say a duration the way a person would: `12 s`, `3 min`, `2 h 10 min`."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"

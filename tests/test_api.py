@@ -116,3 +116,14 @@ def test_import_axq_from_the_folder_above_a_clone_called_axq(tmp_path):
     assert found.returncode == 0, found.stderr
     path, listed = found.stdout.split()
     assert os.path.realpath(path) == str((REPO / "axq" / "__init__.py").resolve()) and listed == "True"
+
+
+def test_plan_estimates_from_the_durations_recorded_here(work):
+    built = [axq.byquery(f"number,value=3,label={label}") for label in ("a", "b", "c")]
+    recorded = sorted(e.manifest["provenance"]["duration_s"] for e in built)
+    (like,) = axq.plan("number,value=3,label=d")  # same key parameter (value), another label
+    assert (like.estimate_s, like.estimate_basis) == (recorded[1], "3 builds here")
+    (other,) = axq.plan("number,value=4")  # no like build, and the recipe has no estimate hook
+    assert (other.estimate_s, other.estimate_basis) == (None, None)
+    steps = axq.plan("planned_sum,count=2,repeat=true")  # no like builds: the recipe's estimate
+    assert {s.estimate_basis for s in steps if s.estimate_s is not None} == {"the recipe"}

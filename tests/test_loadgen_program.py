@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -138,7 +139,7 @@ def test_query_count_and_buffer_size_reach_loadgen(collection: Path) -> None:
 def test_too_low_target_gives_invalid_result_with_reason(collection: Path) -> None:
     entry = run("loadgen_mode=PerformanceOnly,loadgen_target_qps=20,loadgen_query_count=1")
     assert entry.results["valid"] is False and entry.get("result_valid") is False
-    assert "Min duration satisfied : NO" in entry.results["invalid_reason"]
+    assert entry.results["invalid_reason"] == "LoadGen: the test ended before min_duration (300 ms)"
     assert "Result is : INVALID" in (entry.path / "mlperf_log_summary.txt").read_text()
 
 
@@ -290,7 +291,7 @@ def test_performance_getters(collection: Path) -> None:
     contended = f", CONTENDED ({round(100 * entry.results['other_cpu_share'])}% of CPU used by other processes)"
     assert entry.get("performance_report") == (
         f"{valid}, Server: Completed samples per second = {summary['Completed samples per second']} samples/s, "
-        f"target {summary['target_qps']} QPS, {checks}{contended if busy else ''}")
+        f"target {summary['target_qps']} QPS (given) within a 50 ms bound (given), {checks}{contended if busy else ''}")
     assert entry.get("latency_p99_ns") == summary["99.00 percentile latency (ns)"] > 0
     with pytest.raises(GetterError, match="loadgen_mode=AccuracyOnly"):
         entry.get("accuracy_report")
@@ -351,6 +352,66 @@ def test_valid_run_times_missing_targets_and_leaves_resnet50_server_latency_to_m
     assert planning.conf_plan(params, 450)[1] == ["target_qps", "target_latency"]
 
 
+# ----------------------------------------------------------------------------- validity, units, the screen (issue 22)
+
+# A Server run every query of which waits for its batch longer than the bound: INVALID, with LoadGen's reasons.
+LATE = "loadgen_scenario=Server,loadgen_target_qps=1000,loadgen_target_latency=1,server_max_wait_ms=3"
+
+
+def test_a_short_server_run_has_enough_queries_for_early_stopping_with_a_tail() -> None:
+    count = planning.MIN_QUERIES["Server"]
+    assert planning.early_stopping_queries(3) == 1001 > 662  # 662 queries (the old count) fail with 3 late
+    # with half a percent of its queries late, any run of `count` queries or more meets early stopping
+    assert all(planning.early_stopping_queries(late) <= max(count, 200 * late) for late in range(0, 400))
+    params = resolve(f"{DIGITS},loadgen_scenario=Server,loadgen_mode=PerformanceOnly,loadgen_target_qps=500").params
+    assert planning.conf_plan(params, 450)[0]["min_query_count"] == count == planning.SERVER_TEST_QUERIES
+
+
+def test_early_stopping_is_sized_by_loadgens_own_rule(collection: Path) -> None:
+    entry = run(f"{LATE},loadgen_mode=PerformanceOnly")
+    results, text = entry.results, (entry.path / "mlperf_log_summary.txt").read_text()
+    late, ran = results["overlatency_queries"], results["query_count"]
+    assert results["valid"] is False and 0 < late <= ran == results["summary"]["min_query_count"]
+    more = int(re.search(r"Would need to run at least (\d+) more queries", text)[1])
+    assert planning.early_stopping_queries(late) == ran + more  # LoadGen's figure, from its rule
+    assert results["invalid_reason"].startswith("LoadGen: 99th percentile latency ")
+    assert f"early stopping not met: {late} of {ran} queries over the 1 ms bound, which needs at least " \
+           f"{ran + more} queries" in results["invalid_reason"]
+
+
+def test_an_invalid_run_answers_result_valid_and_warns_where_its_figure_is_printed(collection: Path,
+                                                                                    axq_cli) -> None:
+    entry = run(f"{LATE},loadgen_mode=PerformanceOnly")
+    query = ",".join([DIGITS, FAST, LATE, "loadgen_mode=PerformanceOnly"])
+    for _ in range(2):  # the long way, then from the memo
+        assert axq_cli("byquery", query, ",", "get", "result_valid") == (0, "false\n", "")
+        code, out, err = axq_cli("byquery", query, ",", "get", "performance")
+        assert code == 1 and float(out) == entry.results["performance"]
+        assert err == f"axq: {entry.name} is marked INVALID: {entry.results['invalid_reason']}\n"
+
+
+def test_reports_give_each_figure_and_target_in_its_own_unit(collection: Path) -> None:
+    single = run("loadgen_scenario=SingleStream,loadgen_mode=PerformanceOnly,loadgen_target_latency=1")
+    report = single.get("performance_report")
+    assert f"= {single.get('performance')} ns, expected latency 1 ms (given), " in report and "QPS" not in report
+    offline = run("loadgen_scenario=Offline,loadgen_mode=PerformanceOnly")
+    assert re.search(r"samples/s, expected [0-9.]+ samples/s \(timed on this machine; LoadGen sizes the run "
+                     r"from it\)", offline.get("performance_report"))
+
+
+def test_the_screen_shows_progress_and_a_short_result_and_the_summary_only_when_verbose(collection: Path,
+                                                                                         axq_cli) -> None:
+    base = ",".join([DIGITS, FAST, "loadgen_mode=PerformanceOnly,loadgen_scenario=Offline"])
+    code, out, err = axq_cli("byquery", f"{base},warmup_batches=3", ",", "get", "performance")
+    assert code == 0 and "MLPerf Results Summary" not in err and "harness: " not in err
+    assert re.search(r"LoadGen Offline test: expected to take about \d+ s\n.*LoadGen Offline test: done in", err)
+    assert f"result: {float(out)} samples/s (Offline: Samples per second), VALID\n" in err
+    log = (axq.byquery(f"{base},warmup_batches=3").path / "build.log").read_text()
+    assert "MLPerf Results Summary" in log and "harness: calibrated" in log
+    code, out, err = axq_cli("-v", "byquery", f"{base},warmup_batches=4", ",", "get", "performance")
+    assert code == 0 and "MLPerf Results Summary" in err and f"result: {float(out)} samples/s" in err
+
+
 # ----------------------------------------------------------------------------- planned references, estimates
 
 
@@ -390,9 +451,9 @@ def lock_env(collection: Path, tmp_path: Path) -> dict[str, str]:
 
 
 def start_run(env: dict[str, str], *settings: str) -> subprocess.Popen:
-    """Start `python -m axq byquery DIGITS PerformanceOnly,SETTINGS , get performance_report`."""
+    """Start `python -m axq -v byquery DIGITS PerformanceOnly,SETTINGS , get performance_report` (-v: child lines)."""
     query = ",".join([PERFORMANCE, *settings])
-    return subprocess.Popen([sys.executable, "-m", "axq", "byquery", query, ",", "get", "performance_report"],
+    return subprocess.Popen([sys.executable, "-m", "axq", "-v", "byquery", query, ",", "get", "performance_report"],
                             cwd=REPO, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 

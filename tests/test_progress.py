@@ -6,6 +6,7 @@ import io
 import logging
 import re
 import sys
+import time
 import warnings
 
 from axq.progress import Reporter
@@ -101,3 +102,38 @@ def test_a_reporter_made_during_a_build_writes_its_screen_lines_to_the_screen_on
         outer.log_file = None
     assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] inner progress\n", screen.getvalue())
     assert (tmp_path / "build.log").read_text() == ""
+
+
+def test_details_go_to_the_log_and_to_the_screen_only_when_verbose():
+    for verbose, on_screen in ((False, False), (True, True)):
+        stream, log = io.StringIO(), io.StringIO()
+        reporter = Reporter(stream=stream, verbose=verbose)
+        reporter.log_file = log
+        reporter.detail("MLPerf Results Summary")
+        reporter.log("result: VALID")
+        assert "MLPerf Results Summary" in log.getvalue() and "result: VALID" in log.getvalue()
+        assert ("MLPerf Results Summary" in stream.getvalue()) is on_screen and "result: VALID" in stream.getvalue()
+    quiet = Reporter("quiet", stream=io.StringIO(), verbose=True)
+    quiet.detail("MLPerf Results Summary")
+    assert quiet.stream.getvalue() == ""
+
+
+def test_a_timed_step_shows_elapsed_against_expected_time():
+    terminal = FakeTerminal()
+    moved = re.compile(r"LoadGen Server test: .* 0\.[1-9]/4 s expected")
+    with Reporter(stream=terminal).timed("LoadGen Server test", 4.0):
+        assert "0.0/4 s expected" in terminal.getvalue()
+        deadline = time.monotonic() + 10
+        while not moved.search(terminal.getvalue()) and time.monotonic() < deadline:
+            time.sleep(0.02)  # polling: the bar moves by itself, 4 times a second
+    assert moved.search(terminal.getvalue())
+    pipe = io.StringIO()
+    with Reporter(stream=pipe).timed("LoadGen Server test", 4.0):
+        pass
+    lines = pipe.getvalue().splitlines()
+    assert lines[0].endswith("LoadGen Server test: expected to take about 4 s")
+    assert re.search(r"LoadGen Server test: done in 0\.\d s$", lines[1]) and len(lines) == 2
+    verbose = io.StringIO()
+    with Reporter(stream=verbose, verbose=True).timed("LoadGen Server test", 4.0):
+        pass
+    assert verbose.getvalue() == ""  # the details say what happens

@@ -19,7 +19,7 @@ get KEY`). Options belong to verbs (and to the stages a verb allows), may appear
 on the line, and take their value as `--opt value` or `--opt=value`. Words `--key=value`
 that are not options are parameter overrides for the verbs that take a query (`byquery`,
 `plan`, `sweep`, `params`), and errors for the others. Global options (`--work-collection
-DIR`, `--json`, `--quiet`/`-q`, `--debug`) work with every verb.
+DIR`, `--json`, `--quiet`/`-q`, `--verbose`/`-v`, `--debug`) work with every verb.
 
 Not on the cached-query path: `axq.cli` answers a cached `byquery Q , get KEY` without
 importing this package.

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def get_stage(entry: Entry, args: list[str], call: Call) -> int:
     """Print a getter's value."""
     emit(entry.get(args[0]), call.json)
-    return entry_status(entry)
+    return entry_status(entry, args[0])
 
 
 def get_path_stage(entry: Entry, args: list[str], call: Call) -> int:

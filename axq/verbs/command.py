@@ -107,7 +107,7 @@ class Call:
         """Return the progress reporter the options ask for."""
         from axq.progress import Reporter
 
-        return Reporter("quiet" if self.options.get("--quiet") else None)
+        return Reporter("quiet" if self.options.get("--quiet") else None, verbose=bool(self.options.get("--verbose")))
 
     def parsed_overrides(self) -> dict[str, Any]:
         """Turn the `--key=value` overrides into typed values with the query grammar."""
@@ -118,12 +118,13 @@ GLOBAL_OPTIONS = (
     Option("--work-collection", "the work collection (else $AXQ_WORK_COLLECTION, else the default)", "DIR"),
     Option("--json", "machine-readable output"),
     Option("--quiet", "no progress on the screen (the build log keeps it); also -q"),
+    Option("--verbose", "show each run's full output (LoadGen's summary) on the screen too; also -v"),
     Option("--debug", "show tracebacks for user errors too"),
     Option("--help", "show this help; also -h"),
 )
 
 
-SHORT = {"-q": "--quiet", "-h": "--help"}
+SHORT = {"-q": "--quiet", "-v": "--verbose", "-h": "--help"}
 
 
 QUERY_HELP = ("QUERY", "tags and parameters, e.g. `loadgen_output,classified_digits,loadgen_scenario=Offline`")

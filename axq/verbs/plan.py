@@ -9,7 +9,7 @@ from axq.answer import emit
 from axq.verbs.command import Call
 
 if TYPE_CHECKING:
-    from axq.api import ParamInfo, Step
+    from axq.api import ParamInfo
 
 
 def plan(call: Call) -> int:
@@ -22,49 +22,8 @@ def plan(call: Call) -> int:
                "reason": s.reason, "depth": s.depth, "estimate_s": s.estimate_s, "stale": s.stale}
               for s in steps], True)
         return 0
-    for step in steps:
-        print(_plan_line(step))
-    print(plan_summary(steps))
+    print(steps)
     return 0
-
-
-def _plan_line(step: Step) -> str:
-    """Format one plan step: `[build ] name  (not built yet; about 12 s)`."""
-    indent = "  " * step.depth
-    if step.cached:
-        return f"{indent}[cached] {step.node.name}"
-    notes = [step.reason]
-    if step.stale and step.stale not in step.reason:
-        notes.append(f"stale: {step.stale}")
-    if step.estimate_s is not None:
-        notes.append("about " + duration(step.estimate_s))
-    return f"{indent}[build ] {step.node.name}  ({'; '.join(notes)})"
-
-
-def plan_summary(steps: list[Step]) -> str:
-    """Summarise a plan: `13 to build (12 loadgen_program, 1 mlperf_submission), about 2 h 10 min; 3 cached`."""
-    todo = [s for s in steps if not s.cached]
-    cached = len(steps) - len(todo)
-    if not todo:
-        return f"nothing to build; {cached} cached"
-    counts: dict[str, int] = {}
-    for step in todo:
-        counts[step.node.producer.recipe.name] = counts.get(step.node.producer.recipe.name, 0) + 1
-    groups = ", ".join(f"{n} {name}" for name, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
-    known = [s.estimate_s for s in todo if s.estimate_s is not None]
-    total = f", about {duration(sum(known))}" + (" (some unknown)" if len(known) < len(todo) else "") if known else ""
-    return f"{len(todo)} to build ({groups}){total}; {cached} cached"
-
-
-def duration(seconds: float) -> str:
-    """Say a duration the way a person would: `12 s`, `3 min`, `2 h 10 min`."""
-    if seconds < 90:
-        return f"{max(1, round(seconds))} s"
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 def params(call: Call) -> int:

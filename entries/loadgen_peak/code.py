@@ -14,11 +14,16 @@ of the VALID end. Targets are integers so that probes of different searches coin
 Offline: one PerformanceOnly run; its samples per second is the peak.
 
 Probes pass on every parameter the loadgen_program recipe takes; null ones are left out,
-so they take that recipe's defaults (a 1 s test run, batch 32, ...). For the small data
-sets the latency bound defaults to a fixed 50 ms rather than null: a bound timed afresh in
-each probe's process varies several-fold on a busy machine, which makes validity noise.
-LoadGen's Server early stopping needs about 460 queries even when none is late, so a
-probe below 460 / duration QPS can't be VALID: the search never goes below that floor.
+so they take that recipe's defaults (a 1 s test run, batch 32, ...), the latency bound
+included: `loadgen_target_latency` stays null unless the query sets it, so each probe
+is the very entry `axq byquery ...,loadgen_scenario=Server,loadgen_target_qps=Q` builds
+(shared with sweeps and one-liners) and runs at the bound such a run times (at least
+10 ms for the small data sets). A bound timed in each probe's process can differ from
+probe to probe on a busy machine, so each probe records its bound and the report states
+the bound the peak was found at (a range where they differ). A search that reaches
+peak_max_qps still VALID has found a lower bound, not a peak, and says so.
+LoadGen's Server early stopping needs about 460 queries even when none is late: the search
+never starts below 460 / duration QPS.
 
 Getters (getters.py) read only `entry.results`: no torch, numpy or LoadGen on the cached path.
 """
@@ -82,15 +87,30 @@ def planned_deps(params: dict) -> dict[str, tuple[str, dict]]:
     return {"preprocessed": preprocessed_query(params)}
 
 
+PROBE_START_S = 1.5  # a warm probe's start, calibration and records, beside its test
+
+
 def expected_seconds(params: dict) -> float:
-    """Return about how long the search takes: a probe per doubling and per bisection step, none cached."""
+    """Return about how long the search takes, none cached: a probe per doubling up to the cap, then bisections.
+
+    A Server probe's test lasts until its min_duration and SERVER_TEST_QUERIES queries at
+    its target (axq_mlperf.planning); bisection probes run near the top target.
+    """
     import math
 
-    per_probe = 6 + (params["loadgen_duration_s"] or TEST_DURATION_S)
+    from axq_mlperf.planning import SERVER_TEST_QUERIES
+
+    duration = params["loadgen_duration_s"] or TEST_DURATION_S
     if params["loadgen_scenario"] == "Offline":
-        return per_probe
-    doublings = math.ceil(math.log2(params["peak_max_qps"] / params["peak_start_qps"])) + 1
-    return per_probe * (doublings + math.ceil(math.log2(1 / params["peak_tolerance"])))
+        return PROBE_START_S + 2.2 * duration
+
+    def probe_s(qps: float) -> float:
+        return PROBE_START_S + max(duration, SERVER_TEST_QUERIES / qps)
+
+    start, cap = params["peak_start_qps"], params["peak_max_qps"]
+    targets = [min(cap, start * 2 ** k) for k in range(math.ceil(math.log2(cap / start)) + 1)]
+    bisections = math.ceil(math.log2(1 / params["peak_tolerance"]))
+    return sum(probe_s(q) for q in targets) + bisections * probe_s(cap / 2)
 
 
 def probe_overrides(params: dict, qps: int | None) -> dict[str, Any]:
@@ -117,8 +137,9 @@ def prober(ctx: Any) -> Callable[[int | None], Probe]:
 def probe_record(entry: Any, qps: int | None) -> Probe:
     """Return what the peak entry keeps of one probe: target, validity, throughput, entry."""
     results = entry.results
+    bound = (results.get("summary") or {}).get("target_latency (ns)")
     return {"qps": qps, "valid": bool(results.get("result_valid")), "performance": results.get("performance"),
-            "entry": entry.name}
+            "bound_ms": bound / 1e6 if isinstance(bound, (int, float)) else None, "entry": entry.name}
 
 
 # ----------------------------------------------------------------------------- search
@@ -160,16 +181,18 @@ def server_results(probes: list[Probe], cap: int) -> dict:
     """Return the peak, the probe that reached it and the first INVALID target above it."""
     low, high = bounds(probes)
     ordered = sorted(probes, key=lambda p: p["qps"])
+    bounds_ms = sorted({p["bound_ms"] for p in ordered if p.get("bound_ms") is not None})
     results: dict[str, Any] = {"scenario": "Server", "probes": ordered, "peak_max_qps": cap,
-                               "first_invalid_qps": high, "at_cap": low == cap and high is None}
+                               "first_invalid_qps": high, "at_cap": low == cap and high is None,
+                               "latency_bounds_ms": bounds_ms}
     if low is None:
         lowest = ordered[0]["qps"]
-        reason = (f"no Server run was VALID, down to loadgen_target_qps={lowest} (lower targets need a longer "
-                  f"loadgen_duration_s for LoadGen's early stopping); see {ordered[0]['entry']}")
+        reason = (f"no Server run was VALID, down to loadgen_target_qps={lowest}; why: `axq byname "
+                  f"{ordered[0]['entry']} , get performance_report`")
         return {**results, "performance": None, "valid": False, "invalid_reason": reason}
     peak = next(p for p in ordered if p["qps"] == low)
     return {**results, "performance": low, "peak_samples_per_second": peak["performance"],
-            "peak_entry": peak["entry"], "valid": True}
+            "peak_entry": peak["entry"], "peak_bound_ms": peak.get("bound_ms"), "valid": True}
 
 
 def offline_results(probe: Probe) -> dict:

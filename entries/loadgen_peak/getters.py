@@ -31,22 +31,34 @@ def result_valid(entry: Entry) -> bool:
 
 
 def peak_report(entry: Entry) -> str:
-    """Return the peak, its throughput, what bounds it and the probe count on one line."""
-    found = entry.results
+    """Return the peak, its throughput, its latency bound, what bounds it and the probe count on one line."""
+    return report_line(entry.results)
+
+
+def report_line(found: dict) -> str:
+    """Return peak_report's line from a search's results."""
     count = len(found.get("probes", []))
     if not found.get("valid"):
         return f"no peak: {found.get('invalid_reason')} ({count} probes)"
     if found["scenario"] == "Offline":
         return f"Offline peak: {found['performance']} samples/s (1 run, {found['peak_entry']})"
-    return (f"Server peak: {found['performance']} QPS VALID ({found['peak_samples_per_second']} samples/s), "
-            f"{bound_text(found)}; {count} probes")
+    if found.get("at_cap") or found.get("first_invalid_qps") is None:
+        return (f"Server peak: at least {found['performance']} QPS VALID ({found['peak_samples_per_second']} "
+                f"samples/s){latency_text(found)}: a lower bound, not a peak (the cap peak_max_qps="
+                f"{found['peak_max_qps']} was reached; raise it to search higher); {count} probes")
+    return (f"Server peak: {found['performance']} QPS VALID ({found['peak_samples_per_second']} samples/s)"
+            f"{latency_text(found)}, {found['first_invalid_qps']} QPS INVALID; {count} probes")
 
 
-def bound_text(found: dict) -> str:
-    """Say what stops the peak from being higher: the first INVALID target, or the cap."""
-    if found.get("first_invalid_qps") is not None:
-        return f"{found['first_invalid_qps']} QPS INVALID"
-    return f"at the cap peak_max_qps={found['peak_max_qps']}"
+def latency_text(found: dict) -> str:
+    """Say at which latency bound the peak was found, and the range of the probes' bounds if they differ."""
+    bound, bounds = found.get("peak_bound_ms"), found.get("latency_bounds_ms") or []
+    if bound is None:
+        return ""
+    text = f" at a {bound:g} ms latency bound"
+    if len(bounds) > 1:
+        text += f" (the probes' bounds, timed in each run: {bounds[0]:g} to {bounds[-1]:g} ms)"
+    return text
 
 
 def performance_report(entry: Entry) -> str:

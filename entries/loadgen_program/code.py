@@ -82,12 +82,15 @@ def build(ctx: BuildContext) -> dict:
     if refs:
         write_audit_config(ctx.path, params)
     measured = params["loadgen_mode"] == "PerformanceOnly"
-    report = child.run_child(ctx, HARNESS, params["loadgen_timeout_s"], config.FILE, measure=measured)
+    expected_s = planning.expected_test_s(params, settings, len(labels))
+    report = child.run_child(ctx, HARNESS, params["loadgen_timeout_s"], config.FILE, measure=measured,
+                             expected_s=expected_s)
     found = results.collect_results(ctx.path, params["loadgen_scenario"], params["loadgen_mode"], labels)
     if report is not None:
         found.update(results.contention(report))
     if refs:
         found["compliance"] = verify_compliance(ctx, refs)
+    ctx.log(results.result_line(found))
     return found
 
 
@@ -195,7 +198,7 @@ def compliance_references(params: dict) -> dict[str, tuple[str, dict]]:
 
 def expected_seconds(params: dict) -> float:
     """Return about how long the run takes: start-up, then the data set once or the test's duration."""
-    from axq_mlperf.planning import TEST_DURATION_S
+    from axq_mlperf.planning import SERVER_TEST_QUERIES, TEST_DURATION_S
     from axq_mlperf.scenarios import VALID_RUN_S
 
     dataset = params["dataset_name"]
@@ -205,6 +208,8 @@ def expected_seconds(params: dict) -> float:
         test_s = VALID_RUN_S + 60 + VALID_TIMING_S  # mlperf.conf's 600 s and its tail; a longer timing
     else:
         test_s = params["loadgen_duration_s"] or TEST_DURATION_S
+        if params["loadgen_scenario"] == "Server" and params["loadgen_target_qps"]:
+            test_s = max(test_s, SERVER_TEST_QUERIES / params["loadgen_target_qps"])
     return STARTUP_S + test_s + 3 * params["harness_baseline_s"]
 
 

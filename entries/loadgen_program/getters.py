@@ -40,7 +40,7 @@ def performance_report(entry: Entry) -> str:
     checks = ", ".join(f"{key}={'yes' if found[key] else 'NO'}" for key in CHECK_KEYS if key in found)
     return (f"{'VALID' if found['result_valid'] else 'INVALID'}, {found['scenario']}: "
             f"{found['metric']} = {found['performance']} {found['unit']}, "
-            f"target {target_text(found)}, {checks}{contention_text(found)}")
+            f"{target_text(found)}, {checks}{contention_text(found)}")
 
 
 def contention_text(found: dict) -> str:
@@ -51,11 +51,27 @@ def contention_text(found: dict) -> str:
 
 
 def target_text(found: dict) -> str:
-    """Return the test's target as LoadGen's summary states it."""
-    summary = found.get("summary", {})
-    for key, unit in (("target_qps", "QPS"), ("target_latency (ns)", "ns")):
-        if key in summary:
-            return f"{summary[key]} {unit}"
+    """Return what the test aimed at, in the scenario's own terms and units, and whether it was given or timed.
+
+    Offline's target_qps is the throughput LoadGen expects (it sizes the run from it), not a
+    goal; Server has a QPS and a latency bound; the streams an expected latency (LoadGen also
+    prints a target_qps for them, its inverse: not shown).
+    """
+    summary, timed = found.get("summary", {}), found.get("calibrated") or {}
+    scenario, latency = found.get("scenario"), summary.get("target_latency (ns)")
+    if scenario in ("SingleStream", "MultiStream"):  # the summary's target_latency is the Server bound's field
+        latency = found.get("expected_latency_ns")
+
+    def how(key: str) -> str:
+        return "timed on this machine" if key in timed else "given"
+
+    if scenario == "Offline" and "target_qps" in summary:
+        return f"expected {summary['target_qps']} samples/s ({how('target_qps')}; LoadGen sizes the run from it)"
+    if scenario == "Server" and "target_qps" in summary:
+        bound = f" within a {latency / 1e6:g} ms bound ({how('target_latency')})" if latency is not None else ""
+        return f"target {summary['target_qps']} QPS ({how('target_qps')}){bound}"
+    if latency is not None:
+        return f"expected latency {latency / 1e6:g} ms ({how('target_latency')})"
     return "unknown"
 
 
@@ -65,7 +81,7 @@ def latency_p99_ns(entry: Entry) -> float:
 
 
 def result_valid(entry: Entry) -> bool:
-    """Return whether LoadGen judged the result VALID."""
+    """Return whether LoadGen judged the result VALID (an answer, not an error: `axq` exits 0 on false)."""
     return bool(entry.results.get("result_valid"))
 
 

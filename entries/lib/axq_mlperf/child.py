@@ -16,6 +16,9 @@ included), and a timeout kills its whole process group. A performance run is mea
 (`measure=True`): the child runs inside `ctx.measuring`, which holds the machine-wide
 measurement lock and reports how busy the machine was apart from the run (the warm child's
 CPU time counts as ours: the zygote that reaps it is a child of axq).
+
+The child's output (LoadGen's summary among it) is a detail: always in the build log, on
+the screen with --verbose; meanwhile the screen shows the test's elapsed and expected time.
 """
 
 from __future__ import annotations
@@ -49,18 +52,21 @@ class Child(Stoppable, Protocol):
 
 
 def run_child(ctx: BuildContext, script: Path, timeout_s: float | None, *args: str,
-              measure: bool = False) -> dict | None:
+              measure: bool = False, expected_s: float = 0.0) -> dict | None:
     """Run `python script args` in ctx.path, its output into the log; raise BuildError if it fails.
 
     With `measure`, the child runs inside a measurement (one at a time per machine, see
-    BuildContext.measuring) and its contention report is returned; else None.
+    BuildContext.measuring) and its contention report is returned; else None. While it
+    runs the screen shows its elapsed time against `expected_s` (once the lock is held).
     """
     start = starter(ctx, script, list(args))  # a zygote gets ready here, outside the measurement
+    shown = ctx.reporter.timed(f"LoadGen {ctx.params['loadgen_scenario']} test", expected_s)
     if not measure:
-        tail, code = run_logged(ctx, start, timeout_s)
+        with shown:
+            tail, code = run_logged(ctx, start, timeout_s)
         report = None
     else:
-        with ctx.measuring(threshold=ctx.params["contention_threshold"]) as timed:
+        with ctx.measuring(threshold=ctx.params["contention_threshold"]) as timed, shown:
             tail, code = run_logged(ctx, start, timeout_s)
         report = timed.report
     if code != 0:
@@ -92,7 +98,7 @@ def starter(ctx: BuildContext, script: Path, args: list[str]) -> Callable[[], Ch
         except zygote.Unavailable as why:
             ctx.log(f"starting the LoadGen child cold: {why}")
             return cold()
-        ctx.log(f"LoadGen child pid {child.pid}: started warm, forked by zygote pid {warm.process.pid}")
+        ctx.reporter.detail(f"LoadGen child pid {child.pid}: started warm, forked by zygote pid {warm.process.pid}")
         return child
 
     return forked
@@ -129,11 +135,11 @@ def child_env() -> dict[str, str]:
 
 
 def stream_output(ctx: BuildContext, process: Child) -> list[str]:
-    """Copy the child's lines into the build log until it ends; return the last 20."""
+    """Copy the child's lines into the build log (the screen with --verbose) until it ends; return the last 20."""
     tail: list[str] = []
     assert process.stdout is not None
     for line in process.stdout:
-        ctx.log(line.rstrip())
+        ctx.reporter.detail(line.rstrip())
         tail = [*tail[-19:], line.rstrip()]
     process.wait()
     return tail

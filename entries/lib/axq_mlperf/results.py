@@ -30,7 +30,8 @@ def collect_results(path: Path, scenario: str, mode: str, labels: Any) -> dict:
     sut = sut_stats(path)
     results = {"scenario": scenario, "mode": mode, "summary": summary, "calibrated": read_json(path, CALIBRATION),
                "sut": sut}
-    results.update(validity(summary, mode, logs.invalid_reasons(text)))
+    results.update(run_counts(path))
+    results.update(validity(summary, mode, logs.invalid_reasons(text), results))
     if mode == "AccuracyOnly":
         results.update(score(Path(path) / logs.ACCURACY, labels))
     else:
@@ -70,15 +71,86 @@ def sut_stats(path: Path) -> dict:
     return sut
 
 
-def validity(summary: dict, mode: str, reasons: list[str]) -> dict:
-    """Return result_valid, valid and (when invalid) LoadGen's reason lines."""
+def result_line(found: dict) -> str:
+    """Return a finished run's result on one line: headline with unit, VALID/INVALID and why, LoadGen's warnings."""
+    if "accuracy" in found:
+        line = f"result: accuracy {found['accuracy']:.3f}% ({found['good']} of {found['total']} samples)"
+    else:
+        line = (f"result: {found.get('performance')} {found.get('unit')} "
+                f"({found['scenario']}: {found.get('metric')})")
+    line += ", VALID" if found.get("result_valid") else f", INVALID: {found.get('invalid_reason')}"
+    warnings = found.get("loadgen_warnings") or []
+    if warnings:
+        line += f"; LoadGen warned: {'; '.join(warnings)}"
+    return line
+
+
+def run_counts(path: Path) -> dict:
+    """Return what the detail log adds to the summary: query counts, the streams' expected latency, warnings."""
+    found: dict[str, Any] = {"loadgen_warnings": []}
+    detail = Path(path) / logs.DETAIL
+    if not detail.is_file():
+        return found
+    for line in detail.read_text(encoding="utf-8").splitlines():
+        if not line.startswith(logs.MLLOG):
+            continue
+        record = json.loads(line[len(logs.MLLOG):])
+        if record.get("metadata", {}).get("is_warning") is True:
+            found["loadgen_warnings"].append(f"{record['key']}: {record['value']}")
+        if record["key"] in DETAIL_COUNTS:
+            found[DETAIL_COUNTS[record["key"]]] = record["value"]
+    return found
+
+
+# Detail log counts a run keeps, by their results key.
+DETAIL_COUNTS = {"result_query_count": "query_count", "result_overlatency_query_count": "overlatency_queries",
+                 "requested_single_stream_expected_latency_ns": "expected_latency_ns",
+                 "requested_multi_stream_expected_latency_ns": "expected_latency_ns"}
+
+
+def validity(summary: dict, mode: str, reasons: list[str], counts: dict | None = None) -> dict:
+    """Return result_valid, valid and (when invalid) LoadGen's reasons on one line."""
     status = summary.get("Result is")
     valid = status == "VALID" or (status is None and mode == "AccuracyOnly")
     found: dict[str, Any] = {"result_valid": valid, "valid": valid}
     if not valid:
-        found["invalid_reason"] = "LoadGen: INVALID result: " + "; ".join(
-            reasons or [f"LoadGen reports the result as {status}"])
+        found["invalid_reason"] = "LoadGen: " + "; ".join(
+            unmet_checks(summary, counts or {}) or reasons or [f"LoadGen reports the result as {status}"])
     return found
+
+
+def unmet_checks(summary: dict, counts: dict) -> list[str]:
+    """Return each of LoadGen's checks that failed, in a few words with its figures."""
+    unmet = []
+    if summary.get(CHECKS["latency_constraint_met"]) == "NO":
+        unmet.append(f"99th percentile latency {ms(summary.get('99.00 percentile latency (ns)'))} is over the "
+                     f"{ms(summary.get('target_latency (ns)'))} bound")
+    if summary.get(CHECKS["early_stopping_met"]) == "NO":
+        unmet.append(early_stopping_text(summary, counts))
+    if summary.get(CHECKS["min_duration_met"]) == "NO":
+        unmet.append(f"the test ended before min_duration ({summary.get('min_duration (ms)')} ms)")
+    if summary.get(CHECKS["min_queries_met"]) == "NO":
+        unmet.append(f"fewer queries than min_query_count ({summary.get('min_query_count')})")
+    return unmet
+
+
+def early_stopping_text(summary: dict, counts: dict) -> str:
+    """Say why early stopping failed: queries run, how many were late, how many LoadGen's rule needed."""
+    from axq_mlperf.planning import early_stopping_queries
+
+    ran, late = counts.get("query_count"), counts.get("overlatency_queries")
+    if not isinstance(ran, int) or not isinstance(late, int):
+        return "early stopping not met"
+    return (f"early stopping not met: {late} of {ran} queries over the {ms(summary.get('target_latency (ns)'))} "
+            f"bound, which needs at least {early_stopping_queries(late)} queries")
+
+
+def ms(ns: Any) -> str:
+    """Return a time in ns as `12.3 ms` (three significant digits, no exponent: `1336 ms`)."""
+    if not isinstance(ns, (int, float)):
+        return "?"
+    value = ns / 1e6
+    return f"{value:.0f} ms" if value >= 100 else f"{value:.3g} ms"
 
 
 def headline(summary: dict, scenario: str) -> dict:
