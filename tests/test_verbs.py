@@ -10,8 +10,8 @@ import pytest
 
 import axq
 from axq import verbs
-from axq.verbs.command import GLOBAL_OPTIONS
 from axq.progress import duration
+from axq.verbs.command import GLOBAL_OPTIONS
 from tests.conftest import TOY_RECIPES
 
 
