@@ -157,18 +157,18 @@ class Entry:
 class BuildContext:
     """What a recipe's build function gets: parameters, dependencies, a directory, a log.
 
-    A build function is `def build(ctx: BuildContext) -> dict` (import the class under
+    A build function is `def build(ctx: BuildContext) -> dict | None` (import the class under
     TYPE_CHECKING: the annotations are strings). What a recipe may use:
 
     - `params` (Params): the rule's parameters, checked and normalised against recipe.json
       (an int parameter holds an int, a float one a float, a nullable one may hold None);
-      read-only.
+      read-only (a Mapping: mypy refuses a change).
     - `deps`: the built dependencies by the names recipe.json gives them (`ctx.deps["model"]`).
     - `path`: the directory being built (a temporary one, renamed into place when the build
       succeeds); write the entry's files here.
     - `name`: the entry's name.
     - `log(message)`, `progress(items, total, desc)`: the build log, and a progress display.
-    - `byquery(query, overrides)`: an entry found out only from results (see below).
+    - `byquery(query, overrides)`: an entry found out only from results (see its docstring).
     - `measuring(label, threshold)`: the context manager for the timed part of a build.
     - `spawn(args, **popen_kwargs)`: a child process that never outlives the build.
     - `child_environment()`, `python_starter(script, args, preload, label)`: a Python child
