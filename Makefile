@@ -47,9 +47,13 @@ test: install
 	$(BIN)/python -m pytest -q; code=$$?; \
 	if [ $$code -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$code
 
+# mypy: recipe folders are not packages (many hold a code.py): with explicit package bases each
+# recipe file is the module entries.<recipe>.<file>, and entries/lib (MYPYPATH) holds the
+# packages recipes import (axq_mlperf).
+RECIPE_FILES = $(filter-out entries/lib/%,$(wildcard entries/*/*.py))
 lint: install
 	$(BIN)/ruff check axq entries tests benchmarks
-	$(BIN)/mypy axq
+	MYPYPATH=entries/lib $(BIN)/mypy --explicit-package-bases axq entries/lib/axq_mlperf $(RECIPE_FILES)
 
 bench: install
 	$(BIN)/python benchmarks/bench_overhead.py

@@ -21,16 +21,20 @@ from axq.store import Store, read_text
 TYPE_CHECKING = False  # typing costs milliseconds on the cached path; annotations are strings anyway
 if TYPE_CHECKING:
     import subprocess
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Mapping
     from pathlib import Path
-    from typing import Any, TypeVar
+    from typing import Any, TypeAlias, TypeVar
 
     T = TypeVar("T")
 
     from axq.measure import Measurement
-    from axq.process import Child
+    from axq.process import Child, RunningChild
     from axq.progress import Reporter
-    from axq.zygote import WarmChild, Zygote
+
+    # A build's parameters: each checked and normalised against its recipe.json declaration
+    # ("int", "float", "number", "bool", "str", "list", "any"; None where nullable). Values are
+    # Any to mypy (their types are declared in JSON, not Python); a build must not change them.
+    Params: TypeAlias = Mapping[str, Any]
 
 # Manifest fields readable with `get` besides getters, results and parameters.
 MANIFEST_KEYS = ("name", "identity", "recipe", "tags", "params", "results", "deps", "provenance", "measurement")
@@ -151,11 +155,34 @@ class Entry:
 
 
 class BuildContext:
-    """What a recipe's build function gets: parameters, dependencies, a directory, a log."""
+    """What a recipe's build function gets: parameters, dependencies, a directory, a log.
+
+    A build function is `def build(ctx: BuildContext) -> dict | None` (import the class under
+    TYPE_CHECKING: the annotations are strings). What a recipe may use:
+
+    - `params` (Params): the rule's parameters, checked and normalised against recipe.json
+      (an int parameter holds an int, a float one a float, a nullable one may hold None);
+      read-only (a Mapping: mypy refuses a change).
+    - `deps`: the built dependencies by the names recipe.json gives them (`ctx.deps["model"]`).
+    - `path`: the directory being built (a temporary one, renamed into place when the build
+      succeeds); write the entry's files here.
+    - `name`: the entry's name.
+    - `log(message)`, `progress(items, total, desc)`: the build log, and a progress display.
+    - `byquery(query, overrides)`: an entry found out only from results (see its docstring).
+    - `measuring(label, threshold)`: the context manager for the timed part of a build.
+    - `spawn(args, **popen_kwargs)`: a child process that never outlives the build.
+    - `child_environment()`, `python_starter(script, args, preload, label)`: a Python child
+      that imports axq and the recipe libraries, started warm (forked from a zygote) where
+      it can.
+
+    Every child leads a process group of its own (signal the group to stop what it started)
+    and is stopped, if it still runs, when the build ends. The rest (`reporter`, `used`,
+    `children`, `measurements`, `measurement`) is the builder's.
+    """
 
     def __init__(self, params: dict[str, Any], deps: dict[str, Entry], path: Path, reporter: Reporter,
                  fetch: Callable[[str, dict[str, Any] | None], Entry], name: str = "") -> None:
-        self.params = dict(params)
+        self.params: Params = dict(params)
         self.deps = deps
         self.path = path
         self.reporter = reporter
@@ -198,16 +225,51 @@ class BuildContext:
         self.children.append(child)
         return child
 
-    def spawn_warm(self, zygote: Zygote, script: str | os.PathLike, args: list[str],
-                   cwd: str | os.PathLike) -> WarmChild:
-        """Start `python script args` in cwd forked from a zygote (see axq.zygote), a child as spawn's are.
+    def child_environment(self) -> dict[str, str]:
+        """Return this process's environment with axq and the recipe libraries on PYTHONPATH."""
+        return child_environment()
 
-        Its output (stdout and stderr) is its `stdout`. Raise axq.zygote.Unavailable if the
-        zygote has died: start the script cold then.
+    def python_starter(self, script: str | os.PathLike, args: list[str], preload: tuple[str, ...] = (),
+                       label: str = "child") -> Callable[[], RunningChild]:
+        """Return what starts `python script args` in `path`, a child as spawn's are; get it ready now.
+
+        The child has `child_environment()`, /dev/null as stdin, and its output (stdout and
+        stderr, text, line-buffered) in its `stdout`. With `preload` (module names), the
+        child starts warm: a zygote that has imported those modules (see axq.zygote) is made
+        ready here, so call this before `measuring`, and the start forks the script from it.
+        Where warm starts are off (AXQ_WARM_START=0, not Linux) or the zygote cannot start or
+        has died, the start is a fresh process and the log says why; `label` names the child
+        in the log.
         """
-        child = zygote.start(os.fspath(script), args, cwd)
-        self.children.append(child)
-        return child
+        import subprocess
+
+        from axq import zygote
+
+        env, script, args = child_environment(), os.fspath(script), list(args)
+
+        def cold() -> RunningChild:
+            return self.spawn([sys.executable, script, *args], cwd=self.path, env=env, text=True,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
+
+        if not preload or not zygote.enabled():
+            return cold
+        try:
+            warm = zygote.ready(preload, env)
+        except zygote.Unavailable as why:
+            self.log(f"starting the {label} cold: {why}")
+            return cold
+
+        def forked() -> RunningChild:
+            try:
+                child = warm.start(script, args, self.path)
+            except zygote.Unavailable as why:
+                self.log(f"starting the {label} cold: {why}")
+                return cold()
+            self.children.append(child)
+            self.reporter.detail(f"{label} pid {child.pid}: started warm, forked by zygote pid {warm.process.pid}")
+            return child
+
+        return forked
 
     def measuring(self, label: str | None = None, threshold: float | None = None) -> Measurement:
         """Return the context manager for the timed part of a build (see axq.measure).
@@ -231,6 +293,12 @@ class BuildContext:
         reports = [m.report for m in self.measurements if m.report is not None]
         return max(reports, key=lambda r: r.get("other_cpu_share") or 0.0) if reports else None
 
+
+def child_environment() -> dict[str, str]:
+    """Return this process's environment with axq and the recipe libraries importable (PYTHONPATH)."""
+    paths = [*locations.library_dirs(), os.path.dirname(os.path.dirname(os.path.realpath(__file__))),
+             os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
 
 
 _LOADED: dict[str, ModuleType] = {}

@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from types import FrameType
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 PR_SET_PDEATHSIG = 1
 
@@ -58,6 +58,13 @@ class Child(Protocol):
     def poll(self) -> int | None: ...
 
     def wait(self, timeout: float | None = None) -> int: ...
+
+
+class RunningChild(Child, Protocol):
+    """A started child whose output its caller reads: a subprocess.Popen with a pipe, or a warm child."""
+
+    @property
+    def stdout(self) -> IO[str] | None: ...
 
 
 class Terminated(KeyboardInterrupt):

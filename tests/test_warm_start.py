@@ -24,14 +24,14 @@ import pytest
 
 import axq
 from axq import measure, process, zygote
-from axq.entry import Entry, use_libraries
+from axq.entry import Entry, child_environment, use_libraries
 from axq.errors import BuildError
 from tests.conftest import REPO
 from tests.processes import gone, watching
 
 use_libraries()
 
-from axq_mlperf.child import WARM_MODULES, child_env  # noqa: E402
+from axq_mlperf.child import WARM_MODULES  # noqa: E402
 from tests.test_loadgen_program import (  # noqa: E402
     SERVER,
     decoded,
@@ -240,7 +240,7 @@ def test_the_zygote_is_ready_before_the_measurement_starts(collection: Path, mon
     monkeypatch.setenv("AXQ_TEST_FRESH_ZYGOTE", str(os.getpid()))  # another environment: a new zygote
     entry = run("loadgen_mode=PerformanceOnly,loadgen_duration_s=0.31")
     _, keeper = warm_line(entry)
-    warm = zygote.ready(WARM_MODULES, child_env())
+    warm = zygote.ready(WARM_MODULES, child_environment())
     assert warm.process.pid == keeper and warm.ready_at < entry.manifest["measurement"]["start"]
 
 

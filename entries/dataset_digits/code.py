@@ -6,13 +6,16 @@ The images are stored as given (pixel values 0..16, uint8), one `.npy` pair per 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from axq.entry import BuildContext
 
 SPLITS = ("train", "test")
 PIXEL_MAX = 16.0
 
 
-def build(ctx: Any) -> dict:
+def build(ctx: BuildContext) -> dict:
     """Load the digits, split them and save one images/labels pair per split."""
     import numpy as np
     from sklearn.datasets import load_digits

@@ -9,7 +9,10 @@ images are the test split.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from axq.entry import BuildContext
 
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -26,7 +29,7 @@ HOW_TO_PROVIDE = (
 )
 
 
-def build(ctx: Any) -> dict:
+def build(ctx: BuildContext) -> dict:
     """Find the IDX files, parse and check them, and save one `.npy` pair per split."""
     import numpy as np
 

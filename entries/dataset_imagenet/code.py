@@ -8,7 +8,10 @@ entry keeps the absolute folder and the parsed list (`val_map.tsv`), in val_map 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from axq.entry import BuildContext
 
 VAL_MAP = "val_map.txt"
 LIST_FILE = "val_map.tsv"
@@ -17,7 +20,7 @@ HOW_TO_PROVIDE = ("imagenet_dir must be an ImageNet validation folder holding th
                   "ILSVRC2012_val_*.JPEG files and a val_map.txt of `FILE LABEL` lines")
 
 
-def build(ctx: Any) -> dict:
+def build(ctx: BuildContext) -> dict:
     """Check the folder and its val_map.txt, and record the image list."""
     folder = check_dir(ctx.params["imagenet_dir"])
     items = parse_val_map(folder / VAL_MAP)

@@ -31,10 +31,13 @@ Getters (getters.py) read only `entry.results`: no torch, numpy or LoadGen on th
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from axq_mlperf.planning import TEST_DURATION_S
 from axq_mlperf.resources import cluster_resources  # noqa: F401  (the recipe's "resources" hook)
+
+if TYPE_CHECKING:
+    from axq.entry import BuildContext, Params
 
 # Parameters of the search itself (not passed to the probes) and those the probes fix.
 SEARCH = ("peak_start_qps", "peak_max_qps", "peak_tolerance")
@@ -48,7 +51,7 @@ Probe = dict[str, Any]
 # ----------------------------------------------------------------------------- build
 
 
-def build(ctx: Any) -> dict:
+def build(ctx: BuildContext) -> dict:
     """Run the search (each probe a cached entry) and report the peak."""
     params = ctx.params
     run = prober(ctx)
@@ -59,7 +62,7 @@ def build(ctx: Any) -> dict:
     return server_results(probes, params["peak_max_qps"])
 
 
-def floor_qps(params: dict) -> int:
+def floor_qps(params: Params) -> int:
     """Return the lowest target QPS whose Server run lasts long enough for early stopping."""
     import math
 
@@ -113,14 +116,14 @@ def expected_seconds(params: dict) -> float:
     return sum(probe_s(q) for q in targets) + bisections * probe_s(cap / 2)
 
 
-def probe_overrides(params: dict, qps: int | None) -> dict[str, Any]:
+def probe_overrides(params: Params, qps: int | None) -> dict[str, Any]:
     """Return a probe's parameters: the pass-through ones, PerformanceOnly, the target QPS."""
     passed = {k: v for k, v in params.items() if k not in SEARCH + FIXED and v is not None}
     return {**passed, "framework": params["framework"], "loadgen_mode": "PerformanceOnly",
             "loadgen_target_qps": qps}
 
 
-def prober(ctx: Any) -> Callable[[int | None], Probe]:
+def prober(ctx: BuildContext) -> Callable[[int | None], Probe]:
     """Return a function that runs (or reuses) one probe at a target QPS and logs it."""
     query = f"loadgen_output,classified_{ctx.params['dataset_name']}"
 

@@ -49,7 +49,7 @@ from axq_mlperf.explore import explore_plan  # noqa: F401  (the recipe's explore
 from axq_mlperf.resources import cluster_resources  # noqa: F401  (the recipe's "resources" hook)
 
 if TYPE_CHECKING:
-    from axq.entry import BuildContext, Entry
+    from axq.entry import BuildContext, Entry, Params
     from axq_mlperf.config import HarnessConfig
 
 HARNESS = Path(__file__).resolve().parent / "harness.py"
@@ -102,7 +102,7 @@ def log_sample_count(ctx: BuildContext, settings: dict, dataset_size: int) -> No
                 f"the performance sample count is {count} (as the MLPerf reference harness does)")
 
 
-def plan(params: dict, refs: dict[str, Entry], dataset_size: int) -> tuple[dict[str, float], list[str]]:
+def plan(params: Params, refs: dict[str, Entry], dataset_size: int) -> tuple[dict[str, float], list[str]]:
     """Return user.conf values and the targets to time: the reference run's for a compliance run."""
     from axq_mlperf import planning
 
@@ -221,7 +221,7 @@ def reference_runs(ctx: BuildContext) -> dict[str, Entry]:
     return {mode: ctx.deps[name] for mode, name in REFERENCES.items()}
 
 
-def write_audit_config(path: Path, params: dict) -> None:
+def write_audit_config(path: Path, params: Params) -> None:
     """Write the compliance test's audit.config where the LoadGen child will read it."""
     from axq_mlperf.compliance import write_audit_config
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from axq.errors import BuildError, ParameterError, did_you_mean
 
 if TYPE_CHECKING:
-    from axq.entry import BuildContext, Entry
+    from axq.entry import BuildContext, Entry, Params
 
 
 def _split(value: Any) -> list[str]:
@@ -99,7 +99,7 @@ def run_spec(ctx: BuildContext, scenario: str) -> Any:
         compliance=compliance, mlperf_model=params["mlperf_model"] or None, notes=notes(params))
 
 
-def notes(params: dict) -> str:
+def notes(params: Params) -> str:
     """Return what a reader of the README must know: the division and the kind of run."""
     lines = []
     if params["division"] == "open" and not params["mlperf_model"]:
@@ -111,7 +111,7 @@ def notes(params: dict) -> str:
     return "\n".join(lines)
 
 
-def reproduce(params: dict) -> str:
+def reproduce(params: Params) -> str:
     """Return the axq command that rebuilds this submission."""
     fixed = ("submitter", "system", "division", "benchmark_query", "benchmark", "scenarios", "compliance_tests",
              "loadgen_execution", "mlperf_model", "layout")

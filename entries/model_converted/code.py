@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from axq.errors import BuildError, ParameterError
 
 if TYPE_CHECKING:
-    from axq.entry import BuildContext, Entry
+    from axq.entry import BuildContext, Entry, Params
 
 SAMPLE_SHAPES = {"digits": (1, 8, 8), "fashion_mnist": (1, 28, 28), "imagenet": (3, 224, 224)}
 FILES = {"onnx": "model.onnx", "openvino": "model.xml", "pytorch": "model.pt2"}
@@ -97,7 +97,7 @@ def imagenet_query(params: dict, folder: str, size: int | None) -> tuple[str, di
                                "loadgen_dataset_size": size})
 
 
-def sample_shape(params: dict) -> tuple[int, ...]:
+def sample_shape(params: Params) -> tuple[int, ...]:
     """Return one input sample's shape, C x H x W (ImageNet: the model's crop)."""
     if params["dataset_name"] != "imagenet":
         return SAMPLE_SHAPES[params["dataset_name"]]
@@ -142,6 +142,7 @@ def export_onnx(ctx: BuildContext) -> dict:
     batch = torch.export.Dim("batch", min=1)
     program = torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=({0: batch},),
                                 input_names=["input"], output_names=["logits"], verbose=False)
+    assert program is not None, "torch.onnx.export(dynamo=True) returns the ONNX program"
     program.save(str(ctx.path / FILES["onnx"]), external_data=False)
     ctx.log(f"onnx: exported {ctx.deps['source'].name}")
     return {"format": "onnx", "file": FILES["onnx"], "precision": "fp32"}

@@ -8,7 +8,10 @@ Fashion-MNIST): an adaptive pooling layer fixes the classifier's input size.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from axq.entry import BuildContext
 
 NUM_CLASSES = 10
 WEIGHTS = "weights.pt"
@@ -26,7 +29,7 @@ def make_model() -> Any:
     )
 
 
-def build(ctx: Any) -> dict:
+def build(ctx: BuildContext) -> dict:
     """Train the network on the dependency's images and save its state_dict."""
     import torch
 
@@ -40,7 +43,7 @@ def build(ctx: Any) -> dict:
     return {"final_loss": round(loss, 6)}
 
 
-def train(ctx: Any) -> tuple[Any, float]:
+def train(ctx: BuildContext) -> tuple[Any, float]:
     """Return the network trained as ctx.params say, and its last epoch's mean loss."""
     import torch
 

@@ -25,7 +25,10 @@ reference subtracts per-channel means in 0..255 for its TensorFlow/ONNX model).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from axq.entry import BuildContext, Params
 
 NORMALISE = {  # (mean, std) of the [0, 1] training pixels
     "digits": (0.3053, 0.3760),
@@ -35,7 +38,7 @@ SPLITS = {"digits": ("train", "test"), "fashion_mnist": ("train", "test"), "imag
 LEVELS = {"digits": 16, "fashion_mnist": 255, "imagenet": 255}  # stored uint8 levels per unit of [0, 1]
 
 
-def build_grayscale(ctx: Any) -> dict:
+def build_grayscale(ctx: BuildContext) -> dict:
     """Scale, normalise and save the first dataset_size images of a digits-like split."""
     import numpy as np
 
@@ -54,7 +57,7 @@ def build_grayscale(ctx: Any) -> dict:
     return {"count": count, "mean": mean, "std": std}
 
 
-def build_imagenet(ctx: Any) -> dict:
+def build_imagenet(ctx: BuildContext) -> dict:
     """Resize, crop and normalise the first dataset_size validation images, one by one."""
     import numpy as np
 
@@ -69,7 +72,7 @@ def build_imagenet(ctx: Any) -> dict:
     return {"count": count}
 
 
-def store_pixels(ctx: Any, paths: list[Path], shape: tuple[int, ...]) -> None:
+def store_pixels(ctx: BuildContext, paths: list[Path], shape: tuple[int, ...]) -> None:
     """Write the resized and cropped uint8 pixels of the images, a thread per core, and their normalisation."""
     import os
     from concurrent.futures import ThreadPoolExecutor
@@ -88,7 +91,7 @@ def store_pixels(ctx: Any, paths: list[Path], shape: tuple[int, ...]) -> None:
     pixels.write_normalisation(ctx.path, LEVELS["imagenet"], ctx.params["image_mean"], ctx.params["image_std"])
 
 
-def describe(params: dict) -> str:
+def describe(params: Params) -> str:
     """Say what the ImageNet preprocessing was, in one phrase."""
     return (f"{params['image_interpolation']} resize to {params['image_resize']}, centre crop "
             f"{params['image_crop']}, mean {params['image_mean']}, std {params['image_std']}")

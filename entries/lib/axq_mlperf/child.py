@@ -2,16 +2,16 @@
 
 A fresh process per test matters: LoadGen loads its embedded mlperf.conf only on the first
 `TestSettings.FromConfig` call of a process. The child gets the axq package and the recipe
-libraries (`axq.locations.library_dirs()`) on PYTHONPATH. A child that fails for a reason
+libraries on PYTHONPATH (`ctx.child_environment()`). A child that fails for a reason
 the user can act on writes it to `error.json` (see `report_failure`); the build raises it
 as a BuildError.
 
-The child starts warm where it can: forked from a zygote (axq.zygote) that has imported
-the runtime the harness imports (axq_mlperf.preload: torch, numpy, LoadGen, axq_mlperf) and
-run none of it, so each run is still a process of its own that loads mlperf.conf itself,
-only 1-2 s sooner. The zygote is started and made ready before any measurement. With
-AXQ_WARM_START=0, off Linux, or if the zygote cannot start or dies, the child is a fresh
-`python script` (`ctx.spawn`). Either way it never outlives the build (kill -9 of axq
+The child starts warm where it can (`ctx.python_starter`): forked from a zygote that has
+imported the runtime the harness imports (axq_mlperf.preload: torch, numpy, LoadGen,
+axq_mlperf) and run none of it, so each run is still a process of its own that loads
+mlperf.conf itself, only 1-2 s sooner. The zygote is started and made ready before any
+measurement. With AXQ_WARM_START=0, off Linux, or if the zygote cannot start or dies, the
+child is a fresh `python script`. Either way it never outlives the build (kill -9 of axq
 included), and a timeout kills its whole process group. A performance run is measured
 (`measure=True`): the child runs inside `ctx.measuring`, which holds the machine-wide
 measurement lock and reports how busy the machine was apart from the run (the warm child's
@@ -27,28 +27,19 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from axq.errors import BuildError
-from axq.process import Child as Stoppable
 
 if TYPE_CHECKING:
-    from axq.entry import BuildContext
+    from axq.entry import BuildContext, RunningChild
 
 ERROR_FILE = "error.json"
 WARM_MODULES = ("axq_mlperf.preload",)  # what a zygote imports once for every run
-
-
-class Child(Stoppable, Protocol):
-    """A started child as run_logged reads it: a subprocess.Popen or an axq.zygote.WarmChild."""
-
-    @property
-    def stdout(self) -> IO[str] | None: ...
+LABEL = "LoadGen child"  # its name in the build log
 
 
 def run_child(ctx: BuildContext, script: Path, timeout_s: float | None, *args: str,
@@ -59,7 +50,7 @@ def run_child(ctx: BuildContext, script: Path, timeout_s: float | None, *args: s
     BuildContext.measuring) and its contention report is returned; else None. While it
     runs the screen shows its elapsed time against `expected_s` (once the lock is held).
     """
-    start = starter(ctx, script, list(args))  # a zygote gets ready here, outside the measurement
+    start = ctx.python_starter(script, list(args), WARM_MODULES, LABEL)  # a zygote gets ready here, unmeasured
     shown = ctx.reporter.timed(f"LoadGen {ctx.params['loadgen_scenario']} test", expected_s)
     if not measure:
         with shown:
@@ -74,37 +65,7 @@ def run_child(ctx: BuildContext, script: Path, timeout_s: float | None, *args: s
     return report
 
 
-def starter(ctx: BuildContext, script: Path, args: list[str]) -> Callable[[], Child]:
-    """Return what starts `python script args` in ctx.path: a fork of a ready zygote, else a fresh process."""
-    from axq import zygote
-
-    env = child_env()
-
-    def cold() -> Child:
-        return ctx.spawn([sys.executable, str(script), *args], cwd=ctx.path, env=env, text=True,
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
-
-    if not zygote.enabled():
-        return cold
-    try:
-        warm = zygote.ready(WARM_MODULES, env)
-    except zygote.Unavailable as why:
-        ctx.log(f"starting the LoadGen child cold: {why}")
-        return cold
-
-    def forked() -> Child:
-        try:
-            child = ctx.spawn_warm(warm, script, args, cwd=ctx.path)
-        except zygote.Unavailable as why:
-            ctx.log(f"starting the LoadGen child cold: {why}")
-            return cold()
-        ctx.reporter.detail(f"LoadGen child pid {child.pid}: started warm, forked by zygote pid {warm.process.pid}")
-        return child
-
-    return forked
-
-
-def run_logged(ctx: BuildContext, start: Callable[[], Child], timeout_s: float | None) -> tuple[list[str], int]:
+def run_logged(ctx: BuildContext, start: Callable[[], RunningChild], timeout_s: float | None) -> tuple[list[str], int]:
     """Start the child (it dies with the build), log its output; return its last lines and exit status."""
     process = start()
     timer = threading.Timer(timeout_s, kill_group, (process.pid,)) if timeout_s else None
@@ -124,17 +85,7 @@ def kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def child_env() -> dict[str, str]:
-    """Return the environment with axq and the recipe libraries importable in the child."""
-    import axq
-    from axq import locations
-
-    paths = [*locations.library_dirs(), str(Path(axq.__file__).resolve().parents[1]),
-             os.environ.get("PYTHONPATH", "")]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
-
-
-def stream_output(ctx: BuildContext, process: Child) -> list[str]:
+def stream_output(ctx: BuildContext, process: RunningChild) -> list[str]:
     """Copy the child's lines into the build log (the screen with --verbose) until it ends; return the last 20."""
     tail: list[str] = []
     assert process.stdout is not None

@@ -12,6 +12,7 @@ LoadGen child (see the harness), which gets their names in `calibrate`.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from axq.errors import BuildError
@@ -78,7 +79,7 @@ MIN_QUERIES = {"SingleStream": 64, "MultiStream": 662, "Server": SERVER_TEST_QUE
 Plan = tuple[dict[str, float], list[str]]
 
 
-def conf_plan(params: dict, dataset_size: int) -> Plan:
+def conf_plan(params: Mapping[str, Any], dataset_size: int) -> Plan:
     """Return the user.conf values the parameters fix, and the targets for the child to time."""
     if params["loadgen_execution"] == "valid":
         return valid_plan(params, dataset_size)
@@ -95,7 +96,7 @@ def conf_plan(params: dict, dataset_size: int) -> Plan:
     return settings, calibrate
 
 
-def valid_plan(params: dict, dataset_size: int) -> Plan:
+def valid_plan(params: Mapping[str, Any], dataset_size: int) -> Plan:
     """Return an official run's user.conf values (targets and sample count) and the targets to time.
 
     mlperf.conf's durations, query counts and seeds stay untouched; a Server latency bound
@@ -111,14 +112,14 @@ def valid_plan(params: dict, dataset_size: int) -> Plan:
     return settings, [k for k, v in targets.items() if v is None and needs_timing(params)]
 
 
-def stream_size(params: dict) -> dict[str, float]:
+def stream_size(params: Mapping[str, Any]) -> dict[str, float]:
     """Return MultiStream's samples per query (loadgen_multistreamness); nothing for other scenarios."""
     if params["loadgen_scenario"] == "MultiStream":
         return {"samples_per_query": params["loadgen_multistreamness"]}
     return {}
 
 
-def sample_count(params: dict, dataset_size: int) -> int:
+def sample_count(params: Mapping[str, Any], dataset_size: int) -> int:
     """Return the performance sample count: the buffer size, else the rules' count, else the data set.
 
     Never more than the data set: a larger loadgen_buffer_size gets the data set's size, as
@@ -134,7 +135,7 @@ def sample_count(params: dict, dataset_size: int) -> int:
     return min(official or dataset_size, dataset_size)
 
 
-def query_counts(params: dict) -> dict[str, float]:
+def query_counts(params: Mapping[str, Any]) -> dict[str, float]:
     """Return min and max query counts: exactly loadgen_query_count when set, else enough for early stopping."""
     count = params["loadgen_query_count"]
     if count is not None:
@@ -144,7 +145,7 @@ def query_counts(params: dict) -> dict[str, float]:
     return {"min_query_count": MIN_QUERIES[params["loadgen_scenario"]]}
 
 
-def query_floor(params: dict) -> bool:
+def query_floor(params: Mapping[str, Any]) -> bool:
     """Say whether a short run with a user-given target needs a query floor to last min_duration.
 
     LoadGen sizes a run from the target: Offline issues max(min_query_count, 1.1 x duration
@@ -159,7 +160,7 @@ def query_floor(params: dict) -> bool:
             and target is not None and params["loadgen_execution"] == "test")
 
 
-def target_values(params: dict) -> dict[str, Any]:
+def target_values(params: Mapping[str, Any]) -> dict[str, Any]:
     """Return the scenario's user.conf targets from the parameters (None where left null)."""
     qps, latency = params["loadgen_target_qps"], params["loadgen_target_latency"]
     scenario = params["loadgen_scenario"]
@@ -170,7 +171,7 @@ def target_values(params: dict) -> dict[str, Any]:
     return {"target_latency": latency}
 
 
-def needs_timing(params: dict) -> bool:
+def needs_timing(params: Mapping[str, Any]) -> bool:
     """Say whether null targets matter: always but in AccuracyOnly runs other than Server."""
     return params["loadgen_mode"] == "PerformanceOnly" or params["loadgen_scenario"] == "Server"
 
@@ -179,7 +180,7 @@ CHILD_START_S = 1.0  # a warm child's start, warm-up and calibration, about
 VALID_EXTRA_S = 80  # a valid run's longer warm-up and timing, and mlperf.conf's tail, about
 
 
-def expected_test_s(params: dict, settings: dict[str, float], dataset_size: int) -> float:
+def expected_test_s(params: Mapping[str, Any], settings: dict[str, float], dataset_size: int) -> float:
     """Return about how long the LoadGen child runs with these user.conf values (for the progress line).
 
     Server lasts until min_duration and min_query_count queries at the target rate; Offline

@@ -7,7 +7,9 @@ started from the instance's thread so that it inherits that thread's cores, and 
 instance thread drives it through `RemoteBackend` (what backends.open_backend returns
 with Options.process), which has the Backend interface: the SUT, calibration, bare-loop
 baselines and profiles work unchanged. LoadGen stays in the SUT's process (its responses
-must come from there); only batch rows go out and int64 classes come back.
+must come from there); only batch rows go out and int64 classes come back. This module is
+the SUT's side and the wire format; the instance's side is axq_mlperf.instance (which
+imports backends: backends imports this module).
 
 The held samples travel through shared memory: an .npy file on /dev/shm (tmpfs) that the
 instance maps and copies, then the SUT deletes. Messages are one frame each: an 8-byte
@@ -15,7 +17,7 @@ verb, then the body (raw int64 rows for `predict`, a pickle for the rest). The i
 ends when its socket closes, so it never outlives the SUT's process, even one that ends
 with os._exit.
 
-    python -m axq_mlperf.remote FD   (started by RemoteBackend)
+    python -m axq_mlperf.instance FD   (started by RemoteBackend)
 """
 
 from __future__ import annotations
@@ -29,11 +31,14 @@ import sys
 import tempfile
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from axq.errors import AxqError, BuildError
+from axq.errors import BuildError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 PREDICT, CALL, OK, ERROR = b"predict ", b"call    ", b"ok      ", b"error   "
 SHARED = Path("/dev/shm")
@@ -46,10 +51,15 @@ class RemoteError(RuntimeError):
 class RemoteBackend:
     """The Backend interface, answered by an instance process that holds the real backend."""
 
-    def __init__(self, model: str, options: Any) -> None:
+    def __init__(self, model: str, options: DataclassInstance) -> None:
+        """Start the instance process and open the model entry at path `model` there.
+
+        `options` is the run's backends.Options (a dataclass; not imported here: backends
+        imports this module); the instance opens its backend with `process=False`.
+        """
         ours, theirs = socket.socketpair()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
-        self.process = subprocess.Popen([sys.executable, "-m", "axq_mlperf.remote", str(theirs.fileno())],
+        self.process = subprocess.Popen([sys.executable, "-m", "axq_mlperf.instance", str(theirs.fileno())],
                                         pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
         theirs.close()
         self.conn = Connection(ours.detach())
@@ -101,43 +111,3 @@ class RemoteBackend:
         """End the instance process (it ends when its socket closes) and wait for it."""
         self.conn.close()
         self.process.wait(timeout=60)
-
-
-def serve(conn: Connection) -> None:
-    """Answer frames until the socket closes: the first opens the backend, then predict and calls."""
-    from axq.entry import Entry
-    from axq_mlperf import backends
-
-    backend: Any = None
-    while True:
-        try:
-            message = conn.recv_bytes()
-        except (EOFError, OSError):
-            return
-        try:
-            if message[:8] == PREDICT:
-                rows = np.frombuffer(message[8:], dtype=np.int64)
-                reply = OK + np.asarray(backend.predict(rows), dtype=np.int64).tobytes()
-            else:
-                name, args = pickle.loads(message[8:])
-                if name == "open":
-                    backend = backends.open_backend(Entry.at(args[0]), args[1])
-                    result: Any = {**backend.describe(), "process": os.getpid(),
-                                   "process_cores": sorted(os.sched_getaffinity(0))}
-                elif name == "hold":
-                    result = backend.hold(np.array(np.load(args[0], mmap_mode="r")))
-                elif name == "profile":
-                    result = [str(path) for path in backend.profile(args[0], Path(args[1]))]
-                else:
-                    raise ValueError(f"unknown call {name!r}")
-                reply = OK + pickle.dumps(result)
-        except Exception as error:  # the SUT raises it again; the traceback is for the run's log
-            import traceback
-
-            traceback.print_exc()
-            reply = ERROR + pickle.dumps((type(error).__name__, str(error), isinstance(error, AxqError)))
-        conn.send_bytes(reply)
-
-
-if __name__ == "__main__":
-    serve(Connection(int(sys.argv[1])))
