@@ -15,7 +15,10 @@ from typing import Any
 from axq.errors import ManifestError, ParameterError, did_you_mean
 
 TYPES = ("int", "float", "number", "bool", "str", "list", "any")
-SPEC_FIELDS = ("type", "default", "default_from", "nullable", "choices", "min", "max", "description", "aliases")
+SPEC_FIELDS = ("type", "default", "default_from", "nullable", "choices", "min", "max", "description", "aliases",
+               "spellings", "kernel")
+KERNEL_SETTINGS = ("verbosity",)  # axq's own settings a query may set through a declared parameter (`kernel`)
+ANY_OTHER = "*"  # in `spellings`: any other value of that name
 NO_DEFAULT: Any = type("NoDefault", (), {"__repr__": lambda self: "<no default>"})()
 
 
@@ -33,6 +36,8 @@ class Parameter:
     maximum: float | None = None
     aliases: tuple[str, ...] = ()  # other names a query may use (axs spellings): the same parameter
     default_from: str | None = None  # `module:function` (or a code.py function) computing the default
+    spellings: dict[str, dict[str, Any]] | None = None  # name as written -> {value as written: axq's value}
+    kernel: str | None = None  # the axq setting it is (`verbosity`): no parameter of the build, no part of identity
 
     @property
     def has_default(self) -> bool:
@@ -134,7 +139,36 @@ def _parameter(recipe: str, name: str, spec: Any) -> Parameter:
         _choices(recipe, where, spec.get("choices")),
         _bound(recipe, f"{where}.min", spec.get("min")), _bound(recipe, f"{where}.max", spec.get("max")),
         _aliases(recipe, f"{where}.aliases", spec.get("aliases", [])),
-        _function_name(recipe, f"{where}.default_from", spec.get("default_from"))))
+        _function_name(recipe, f"{where}.default_from", spec.get("default_from")),
+        _spellings(recipe, f"{where}.spellings", spec.get("spellings"), (name, *spec.get("aliases", []))),
+        _kernel(recipe, f"{where}.kernel", spec.get("kernel"))))
+
+
+def _spellings(recipe: str, where: str, spellings: Any, names: tuple[str, ...]) -> dict[str, dict[str, Any]] | None:
+    """Check a `spellings` object: for the parameter's name or an alias, a map of values as written to axq's."""
+    if spellings is None:
+        return None
+    if not isinstance(spellings, dict) or not all(isinstance(m, dict) and m for m in spellings.values()):
+        raise ManifestError(recipe, where, "expected an object mapping a name to an object of {value: axq's value}")
+    for name, values in spellings.items():
+        if name not in names:
+            raise ManifestError(recipe, f"{where}.{name}", "is neither the parameter's name nor one of its aliases"
+                                + did_you_mean(name, names))
+        _check_spelled_values(recipe, f"{where}.{name}", values)
+    return {name: dict(values) for name, values in spellings.items()}
+
+
+def _check_spelled_values(recipe: str, where: str, values: dict) -> None:
+    for value in values.values():
+        if not isinstance(value, (type(None), bool, int, float, str)):
+            raise ManifestError(recipe, where,
+                                f"expected a number, string, bool or null, found {json.dumps(value)[:60]}")
+
+
+def _kernel(recipe: str, where: str, kernel: Any) -> str | None:
+    if kernel is not None and kernel not in KERNEL_SETTINGS:
+        raise ManifestError(recipe, where, f"expected one of {', '.join(KERNEL_SETTINGS)}, found {json.dumps(kernel)}")
+    return kernel
 
 
 def _function_name(recipe: str, where: str, name: Any) -> str | None:
@@ -148,6 +182,19 @@ def _aliases(recipe: str, where: str, aliases: Any) -> tuple[str, ...]:
     if not isinstance(aliases, list) or not all(isinstance(a, str) and a.isidentifier() for a in aliases):
         raise ManifestError(recipe, where, "expected a list of parameter names")
     return tuple(aliases)
+
+
+def spelled(parameter: Parameter, name: str, value: Any) -> tuple[bool, Any]:
+    """Return (True, axq's value) if `name=value` is a declared spelling of the parameter, else (False, value)."""
+    from axq.query import format_value
+
+    values = (parameter.spellings or {}).get(name)
+    if not values or value is None:
+        return False, value
+    text = format_value(value)
+    if text in values:
+        return True, values[text]
+    return (True, values[ANY_OTHER]) if ANY_OTHER in values else (False, value)
 
 
 def alias_map(recipe: str, parameters: dict[str, Parameter]) -> dict[str, str]:

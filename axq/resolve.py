@@ -11,6 +11,7 @@ after that is an error naming the rules. See docs/recipes.md.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -50,6 +51,7 @@ class Match:
     value_error: ParameterError | None = None  # the rule would fit, but a value is refused
     sources: dict[str, str] | None = None  # parameter -> "default", "rule", "collection", "query", "fixed"
     problems: tuple[Problem, ...] = ()  # every way it misses the query: the fewer, the closer it is
+    notes: tuple[str, ...] = ()  # the spellings it understood: `execution_device=gpu is axq's device=cuda`
 
     @property
     def rank(self) -> tuple[bool, int, int, int, int, int, int]:
@@ -109,11 +111,90 @@ def value_sources(producer: Producer, query: Query, settings: Settings | None = 
 
 def canonical_names(producer: Producer, query: Query) -> Query:
     """Return the query with parameter aliases (`execution_device`) replaced by their names (`device`)."""
-    aliases = producer.recipe.aliases
-    if not aliases or not any(c.key in aliases for c in query.param_conditions):
-        return query
-    return Query(tuple(replace(c, key=aliases[c.key]) if c.op not in ("tag", "notag") and c.key in aliases
-                       else c for c in query.conditions))
+    return spelled_query(producer, query)[0]
+
+
+_VALUED = ("=", "!=", "===", "!==")  # operators whose value a spelling maps (`in`/`notin`: each item)
+
+
+def spelled_query(producer: Producer, query: Query) -> tuple[Query, tuple[str, ...]]:
+    """Return the query in axq's own names and values, and a note for each spelling it used.
+
+    A parameter's `aliases` are other names for it (`execution_device` for `device`); its
+    `spellings` map other values, per name as written (`execution_device=gpu` is
+    `device=cuda`, `num_gpus=1` too). See docs/recipes.md.
+    """
+    recipe = producer.recipe
+    if not any(c.key in recipe.aliases or _has_spellings(producer, c.key) for c in query.param_conditions):
+        return query, ()
+    conditions, notes = [], []
+    for condition in query.conditions:
+        found = condition if condition.op in ("tag", "notag") else _spelled(producer, condition)
+        if found != condition:
+            notes.append(f"{condition} is axq's {found}")
+        conditions.append(found)
+    return Query(tuple(conditions)), tuple(dict.fromkeys(notes))
+
+
+def _has_spellings(producer: Producer, name: str) -> bool:
+    declared = producer.declared(name)
+    return declared is not None and bool(declared.spellings)
+
+
+def _spelled(producer: Producer, condition: Condition) -> Condition:
+    """Return one condition in axq's name and value."""
+    from axq.parameters import spelled
+
+    name = producer.recipe.aliases.get(condition.key, condition.key)
+    declared = producer.declared(name)
+    if declared is None or not declared.spellings:
+        return replace(condition, key=name)
+    if condition.op in ("in", "notin") and isinstance(condition.value, (list, tuple)):
+        value: Any = type(condition.value)(spelled(declared, condition.key, v)[1] for v in condition.value)
+    elif condition.op in _VALUED:
+        value = spelled(declared, condition.key, condition.value)[1]
+    else:
+        value = condition.value
+    return replace(condition, key=name, value=value)
+
+
+def kernel_params(producer: Producer) -> dict[str, str]:
+    """Return the rule's parameters that are axq settings (`verbosity`), each with the setting it is."""
+    return {name: p.kernel for name, p in producer.recipe.parameters.items() if p.kernel and name in producer.accepted}
+
+
+def kernel_settings(query: Query | str, scope: Scope | None = None) -> dict[str, Any]:
+    """Return the axq settings a query sets through parameters its recipes declare as such (`verbosity=2`).
+
+    Read before the query runs (the screen's verbosity), so only plain `k=v` values count;
+    a bad value is left to resolution to refuse.
+    """
+    query = parse(query) if isinstance(query, str) else query
+    declared = {name: p for r in (scope or Scope()).recipes() for name, p in r.parameters.items() if p.kernel}
+    found: dict[str, Any] = {}
+    for condition in query.param_conditions:
+        parameter = declared.get(condition.key)
+        if parameter is not None and parameter.kernel and condition.op == "=":
+            try:
+                found[parameter.kernel] = parameter.check(condition.value)
+            except ParameterError:
+                continue
+    return found
+
+
+def kernel_notes(producer: Producer, query: Query) -> tuple[str, ...]:
+    """Say what each axq setting the query sets means (`verbosity=2 is axq's --verbose`)."""
+    kernel = kernel_params(producer)
+    return tuple(f"{c} is axq's {_setting_words(kernel[c.key], c.value)}" for c in query.param_conditions
+                 if c.key in kernel and c.op == "=")
+
+
+def _setting_words(setting: str, value: Any) -> str:
+    """Name what a kernel setting's value does in axq's own words."""
+    assert setting == "verbosity"
+    if not isinstance(value, int) or isinstance(value, bool):
+        return "verbosity"
+    return "--quiet" if value <= 0 else "--verbose" if value >= 2 else "default verbosity (no --quiet, no --verbose)"
 
 
 def checked_params(producer: Producer, params: dict[str, Any]) -> dict[str, Any]:
@@ -177,7 +258,7 @@ def _param_problems(producer: Producer, query: Query, params: dict[str, Any], sk
 
 def match(producer: Producer, query: Query, settings: Settings | None = None) -> Match:
     """Match one producer rule against a query; when it fails, say every way it misses."""
-    query = canonical_names(producer, query)
+    query, notes = spelled_query(producer, query)
     params, refused = _refusals(producer, resolved_params(producer, query, settings))
     names = _name_problems(producer, query)
     values = [Problem("value", e.name, str(e)) for e in refused]
@@ -190,7 +271,12 @@ def match(producer: Producer, query: Query, settings: Settings | None = None) ->
             error.rule = describe(producer)
         return Match(producer, problems[0].text, specificity, params, unasked, refused[0] if refused else None,
                      problems=tuple(problems))
-    return Match(producer, None, specificity, params, unasked, sources=value_sources(producer, query, settings))
+    sources = value_sources(producer, query, settings)
+    for name in kernel_params(producer):  # axq's own settings: no parameter of the build, no part of identity
+        params.pop(name, None)
+        sources.pop(name, None)
+    return Match(producer, None, specificity, params, unasked, sources=sources,
+                 notes=(*notes, *kernel_notes(producer, query)))
 
 
 def rules(query: Query | str, scope: Scope | None = None) -> list[Match]:
@@ -254,7 +340,24 @@ def choose(query: Query, scope: Scope | None = None) -> Match:
         named = ", ".join(describe(m.producer) for m in winners)
         raise AmbiguousRuleError(f"`{query}` matches several rules equally well: {named}; "
                                  "add a tag or parameter to choose")
+    note(matches[0].notes)
     return matches[0]
+
+
+_NOTED: set[str] = set()  # notes already printed by this process: a sweep says each once
+
+
+def note(notes: tuple[str, ...]) -> None:
+    """Print each note on stderr, once a process: `axq: execution_device=gpu is axq's device=cuda`."""
+    for text in notes:
+        if text not in _NOTED:
+            _NOTED.add(text)
+            print(f"axq: {text}", file=sys.stderr)
+
+
+def forget_notes() -> None:
+    """Forget the notes printed (for tests that run several commands in one process)."""
+    _NOTED.clear()
 
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")

@@ -107,7 +107,19 @@ class Call:
         """Return the progress reporter the options ask for."""
         from axq.progress import Reporter
 
-        return Reporter("quiet" if self.options.get("--quiet") else None, verbose=bool(self.options.get("--verbose")))
+        quiet, verbose = bool(self.options.get("--quiet")), bool(self.options.get("--verbose"))
+        level = self.query_verbosity()
+        if level is not None:  # axs's `verbosity=N` in the query adds to the flags: 0 quiet, 2+ verbose
+            quiet, verbose = quiet or level <= 0, verbose or level >= 2
+        return Reporter("quiet" if quiet else None, verbose=verbose)
+
+    def query_verbosity(self) -> int | None:
+        """Return the verbosity the query sets (axs's `verbosity=N`, where a recipe declares it), or None."""
+        if not self.verb.overrides or not self.words:
+            return None
+        from axq.resolve import kernel_settings
+
+        return kernel_settings(self.query).get("verbosity")
 
     def parsed_overrides(self) -> dict[str, Any]:
         """Turn the `--key=value` overrides into typed values with the query grammar."""

@@ -43,7 +43,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from axq.errors import ParameterError, did_you_mean
+from axq.errors import BuildError, ParameterError, did_you_mean
 from axq_mlperf import backends
 from axq_mlperf.explore import explore_plan  # noqa: F401  (the recipe's explore hook)
 from axq_mlperf.resources import cluster_resources  # noqa: F401  (the recipe's "resources" hook)
@@ -147,6 +147,7 @@ def check_params(params: dict) -> None:
         raise ParameterError("device", params["device"], "must be cpu or cuda (or cuda:N)"
                              + did_you_mean(device, DEVICES))
     backends.check(params["framework"], params["device"], params["precision"])
+    check_device_here(params)
     backends.check_knobs(params)
     if params["dataset_name"] == "imagenet":
         from axq_mlperf.classifiers import check_model_name
@@ -154,6 +155,17 @@ def check_params(params: dict) -> None:
         check_model_name(params["model_name"])
     check_compliance(params)
     check_valid_execution(params)
+
+
+def check_device_here(params: dict) -> None:
+    """Raise BuildError (exit 1) for a CUDA run measured on this machine when it has no CUDA device."""
+    if not str(params["device"]).startswith("cuda"):
+        return
+    from axq_mlperf import system
+
+    if system.gpus()[1] == 0 and params["system"] == system.fingerprint():
+        raise BuildError(f"no CUDA device here: device={params['device']} needs an NVIDIA GPU, and this machine "
+                         "shows none (/proc/driver/nvidia/gpus, CUDA_VISIBLE_DEVICES); run with device=cpu")
 
 
 def check_compliance(params: dict) -> None:
