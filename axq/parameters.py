@@ -9,14 +9,15 @@ description. Values are checked, and normalised (a float parameter given `100` h
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from axq.errors import ManifestError, ParameterError, did_you_mean
 
-TYPES = ("int", "float", "number", "bool", "str", "list", "any")
+TYPES = ("int", "float", "number", "bool", "str", "path", "list", "any")
 SPEC_FIELDS = ("type", "default", "default_from", "nullable", "choices", "min", "max", "description", "aliases",
-               "spellings", "kernel")
+               "spellings", "kernel", "null_means")
 KERNEL_SETTINGS = ("verbosity",)  # axq's own settings a query may set through a declared parameter (`kernel`)
 ANY_OTHER = "*"  # in `spellings`: any other value of that name
 NO_DEFAULT: Any = type("NoDefault", (), {"__repr__": lambda self: "<no default>"})()
@@ -38,6 +39,7 @@ class Parameter:
     default_from: str | None = None  # `module:function` (or a code.py function) computing the default
     spellings: dict[str, dict[str, Any]] | None = None  # name as written -> {value as written: axq's value}
     kernel: str | None = None  # the axq setting it is (`verbosity`): no parameter of the build, no part of identity
+    null_means: Any = None  # the value null stands for (a path): a value naming the same is null, one entry
 
     @property
     def has_default(self) -> bool:
@@ -50,6 +52,8 @@ class Parameter:
                 return None
             raise ParameterError(self.name, value, "needs a value (null is not allowed)")
         value = self._typed(value)
+        if self.null_means is not None and value == self._typed(self.null_means):
+            return None  # what null means, written out: the same entry as null
         if self.choices is not None and value not in self.choices:
             words = [str(c) for c in self.choices]
             raise ParameterError(self.name, value, f"must be one of {', '.join(words)}"
@@ -63,8 +67,10 @@ class Parameter:
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if kind == "int" and isinstance(value, float) and value.is_integer():
             return int(value)
-        if kind == "str" and number:
-            return str(value)  # `system=123` means the name "123"
+        if kind in ("str", "path") and number:
+            value = str(value)  # `system=123` means the name "123"
+        if kind == "path" and isinstance(value, str) and value:
+            return os.path.realpath(os.path.expanduser(value))  # one folder, one value: `d/`, `./d`, a link to d
         if kind == "float" and number:
             return float(value)
         if _is(kind, value):
@@ -90,7 +96,7 @@ class Parameter:
 
 
 _HUMAN = {"int": "an integer", "float": "a number", "number": "a number", "bool": "true or false",
-          "str": "a string", "list": "a list (a,b,...)", "any": "a value"}
+          "str": "a string", "path": "a path", "list": "a list (a,b,...)", "any": "a value"}
 
 
 def _is(kind: str, value: Any) -> bool:
@@ -105,7 +111,7 @@ def _is(kind: str, value: Any) -> bool:
 
 
 _PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": float, "number": (int, float),
-                                                      "bool": bool, "str": str}
+                                                      "bool": bool, "str": str, "path": str}
 
 
 def _num(value: float) -> str:
@@ -141,7 +147,18 @@ def _parameter(recipe: str, name: str, spec: Any) -> Parameter:
         _aliases(recipe, f"{where}.aliases", spec.get("aliases", [])),
         _function_name(recipe, f"{where}.default_from", spec.get("default_from")),
         _spellings(recipe, f"{where}.spellings", spec.get("spellings"), (name, *spec.get("aliases", []))),
-        _kernel(recipe, f"{where}.kernel", spec.get("kernel"))))
+        _kernel(recipe, f"{where}.kernel", spec.get("kernel")), _null_means(recipe, where, spec)))
+
+
+def _null_means(recipe: str, where: str, spec: dict) -> Any:
+    """Check `null_means`: a value a nullable parameter's null stands for."""
+    means = spec.get("null_means")
+    if means is not None and not (spec.get("nullable") or spec.get("default", 0) is None):
+        raise ManifestError(recipe, f"{where}.null_means", "needs a nullable parameter (`nullable: true`)")
+    if means is not None and not isinstance(means, (bool, int, float, str)):
+        raise ManifestError(recipe, f"{where}.null_means",
+                            f"expected a number, string or bool, found {json.dumps(means)[:60]}")
+    return means
 
 
 def _spellings(recipe: str, where: str, spellings: Any, names: tuple[str, ...]) -> dict[str, dict[str, Any]] | None:

@@ -125,15 +125,34 @@ def spelled_query(producer: Producer, query: Query) -> tuple[Query, tuple[str, .
     `device=cuda`, `num_gpus=1` too). See docs/recipes.md.
     """
     recipe = producer.recipe
-    if not any(c.key in recipe.aliases or _has_spellings(producer, c.key) for c in query.param_conditions):
+    if not any(c.key in recipe.aliases or _has_spellings(producer, c.key) or _normalises(producer, c.key)
+               for c in query.param_conditions):
         return query, ()
     conditions, notes = [], []
     for condition in query.conditions:
         found = condition if condition.op in ("tag", "notag") else _spelled(producer, condition)
         if found != condition:
             notes.append(f"{condition} is axq's {found}")
-        conditions.append(found)
+        conditions.append(_normal(producer, found))
     return Query(tuple(conditions)), tuple(dict.fromkeys(notes))
+
+
+def _normalises(producer: Producer, name: str) -> bool:
+    """Say whether the parameter's values are rewritten before identity (a path, a value null means)."""
+    declared = producer.declared(producer.recipe.aliases.get(name, name))
+    return declared is not None and (declared.type == "path" or declared.null_means is not None)
+
+
+def _normal(producer: Producer, condition: Condition) -> Condition:
+    """Return a `k=v` condition with v as resolution stores it (`d/` as `/abs/d`), so that it holds of the entry."""
+    if condition.op not in ("=", "!=") or not _normalises(producer, condition.key):
+        return condition
+    declared = producer.declared(condition.key)
+    assert declared is not None
+    try:
+        return replace(condition, value=declared.check(condition.value))
+    except ParameterError:
+        return condition  # resolution refuses it, with the value as written
 
 
 def _has_spellings(producer: Producer, name: str) -> bool:

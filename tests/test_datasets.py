@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import struct
 from pathlib import Path
 
@@ -212,6 +213,46 @@ def test_fashion_mnist_preprocessing(fashion: Entry) -> None:
     images, labels = entry.call("load_arrays")
     assert images.shape == (10000, 1, 28, 28) and images.dtype == np.float32 and len(labels) == 10000
     assert abs(float(images.mean())) < 0.05 and abs(float(images.std()) - 1) < 0.05
+
+
+FASHION_RUN = "loadgen_output,classified_fashion_mnist"
+
+
+def test_fashion_mnist_dir_naming_the_default_folder_plans_nothing_new(fashion: Entry, tmp_path: Path,
+                                                                       axq_cli) -> None:
+    """Written out, with a slash, through `..` or a link, the default folder is the default entry (issue 22)."""
+    build("dataset,preprocessed,fashion_mnist")
+    link = tmp_path / "link"
+    link.symlink_to(FASHION_DIR)
+    default = axq_cli("plan", FASHION_RUN)
+    assert default[0] == 0 and f"[cached] {fashion.name}" in default[1]
+    assert "[cached] preprocessed_dataset_fashion_mnist" in default[1]
+    for folder in (FASHION_DIR, f"{FASHION_DIR}/", f"{FASHION_DIR}/../fashion-mnist", link):
+        assert axq_cli("plan", f"{FASHION_RUN},fashion_mnist_dir={folder}") == default, folder
+        assert build(f"dataset,original,fashion_mnist,fashion_mnist_dir={folder}").path == fashion.path
+
+
+@pytest.mark.parametrize("recipe", ["dataset_fashion_mnist", "preprocessed_dataset", "model_small_cnn",
+                                    "loadgen_program"])
+def test_each_recipe_passing_fashion_mnist_dir_on_means_the_folder_the_build_reads(recipe: str) -> None:
+    declared = read_recipe(ENTRIES / recipe).parameters["fashion_mnist_dir"]
+    assert (declared.type, declared.null_means) == ("path", str(load_code(str(FASHION_CODE)).SYSTEM_DIR))
+
+
+def test_fashion_mnist_dir_elsewhere_flows_from_a_benchmark_query_to_the_data_set(fashion: Entry,
+                                                                                   tmp_path: Path) -> None:
+    from axq.resolve import resolve
+
+    copy = (tmp_path / "copy").resolve()
+    shutil.copytree(FASHION_DIR, copy)
+    entry = build(f"dataset,original,fashion_mnist,fashion_mnist_dir={copy}")
+    assert entry.results["source_dir"] == str(copy) and entry.path != fashion.path
+    for framework in ("", ",framework=onnxruntime"):
+        run = resolve(f"{FASHION_RUN}{framework},fashion_mnist_dir={copy}")
+        test_data = run.deps["preprocessed"].deps["dataset"]
+        train_data = run.deps["model"].deps["dataset"].deps["dataset"]
+        assert test_data.identity == train_data.identity == entry.manifest["identity"]
+        assert run.params["fashion_mnist_dir"] == str(copy)
 
 
 # ---- ImageNet ----

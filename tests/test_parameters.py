@@ -102,3 +102,30 @@ def test_a_computed_default_enters_the_identity(work, monkeypatch):
     there = axq.byquery("measured_here")
     assert there.get("where") == "machine-b" and there.identity != here.identity
     assert axq.byquery("measured_here,machine=machine-a").name == here.name, "results of another machine, by name"
+
+
+def test_a_path_is_its_real_path_and_what_null_means_is_null(tmp_path, monkeypatch):
+    """`d/`, `./d`, `~/d` and a link to d are one value; the folder null stands for is null (issue 22)."""
+    folder = (tmp_path / "d").resolve()
+    folder.mkdir()
+    (tmp_path / "link").symlink_to(folder)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = Parameter("p", "path", "d", nullable=True)
+    for written in (str(folder), f"{folder}/", "./d", "d", "~/d", str(tmp_path / "link")):
+        assert path.check(written) == str(folder), written
+    assert path.check(None) is None and path.check(7) == str(tmp_path.resolve() / "7")
+    with pytest.raises(ParameterError, match="must be a path"):
+        path.check(True)
+    default = Parameter("p", "path", "d", nullable=True, null_means=str(folder))
+    assert default.check(f"{tmp_path}/link/") is None and default.check(str(tmp_path)) == str(tmp_path.resolve())
+
+
+def test_null_means_needs_a_nullable_parameter():
+    from axq.errors import ManifestError
+    from axq.parameters import read_parameters
+
+    with pytest.raises(ManifestError, match=r"null_means.*needs a nullable parameter"):
+        read_parameters("toy", {"p": {"type": "path", "null_means": "/x", "description": "d"}})
+    assert read_parameters("toy", {"p": {"type": "path", "nullable": True, "null_means": "/x",
+                                         "description": "d"}})["p"].null_means == "/x"
