@@ -517,9 +517,12 @@ _GLUED_COMMA = re.compile(r",\s+([^\s,]+)\s+$")  # `...Offline, get ` before the
 def _stage_hint(text: str, position: int) -> str:
     """Return a hint when a comma glued to the query (`...Offline, get accuracy`) was meant to start a stage."""
     glued = _GLUED_COMMA.search(text[:position])
-    if not glued:
-        return ""
-    return f" (to end the query before `{glued[1]}`, write ` , ` with a space on each side)"
+    return stage_hint(glued[1]) if glued else ""
+
+
+def stage_hint(word: str) -> str:
+    """Return the hint for a comma glued to the query before a stage's word: write ` , `."""
+    return f" (to end the query before `{word}`, write ` , ` with a space on each side)"
 
 
 def _axs_only(text: str, position: int) -> str:

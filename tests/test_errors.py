@@ -87,6 +87,15 @@ def test_a_comma_glued_to_the_query_gets_the_hint(work: Path, axq_cli) -> None:
     assert axq_cli("byquery", "number,value=2", ",", "get", "doubled")[:2] == (0, "4\n")
 
 
+@pytest.mark.parametrize("stage", ["show", "get_path", "remove"])
+def test_a_comma_glued_before_a_one_word_stage_gets_the_hint(work: Path, axq_cli, stage: str) -> None:
+    code, out, err = axq_cli("byquery", "number,value=2,", stage)
+    assert (code, out) == (2, "") and len(err.splitlines()) == 1
+    assert err == (f"axq: no recipe produces tag `{stage}` (to end the query before `{stage}`, "
+                   "write ` , ` with a space on each side)\n")
+    assert not work.exists() or not any(work.glob("toy_number_*"))
+
+
 # ------------------------------------------------------------------------------- the machine: recognising faults
 
 

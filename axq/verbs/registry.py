@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from axq.errors import UsageError, did_you_mean
+from axq.errors import NoProducerError, UsageError, did_you_mean
 from axq.verbs.byquery import ENTRY_STAGES, FORCE, LOG, byname, byquery, rm, show
 from axq.verbs.collection import gc, set_settings, simple, unset_settings, wipe
 from axq.verbs.command import (
@@ -271,4 +271,21 @@ def run(argv: list[str]) -> int:
         return 0
     if parsed.verb.reads:
         check_readable(parsed)
-    return parsed.verb.handler(parsed)
+    try:
+        return parsed.verb.handler(parsed)
+    except NoProducerError as error:
+        stage = glued_stage(parsed)
+        if stage is None:
+            raise
+        from axq.query import stage_hint
+
+        raise NoProducerError(f"{error}{stage_hint(stage)}") from None
+
+
+def glued_stage(call: Call) -> str | None:
+    """Return the stage a comma glued to the query was meant to start (`...Offline, show`), or None."""
+    names = {stage.name for stage in call.verb.stages}
+    for before, word in zip(call.words, call.words[1:]):
+        if before.endswith(",") and word in names:
+            return word
+    return None
