@@ -19,7 +19,7 @@ from tests.conftest import REPO, run_axq
         (["byquery", "number,value=4", ",", "get", "squared"], 0, "16"),
         (["byquery", "number", ",", "get_path"], 0, "toy_number_number_1-"),
         (["plan", "sum,value=3"], 0, "[build ]"),
-        (["rules", "number"], 0, "CHOSEN toy_number[0](number)"),
+        (["rules", "number"], 0, "CHOSEN toy_number (number)"),
         (["list", "number"], 0, "no entries match `number`"),
         (["where"], 0, "wc"),
         (["reindex"], 0, ""),
@@ -79,7 +79,8 @@ def test_json_outputs(work, axq_cli):
     _, out, _ = axq_cli("--json", "rules", "number")
     first = json.loads(out)[0]
     assert first.pop("recipe_path").endswith("toy_number")
-    assert first == {"rule": "toy_number[0](number)", "matches": True, "reason": None, "specificity": 1, "unasked": 0}
+    assert first == {"rule": "toy_number (number)", "id": "toy_number[0](number)", "matches": True, "reason": None,
+                     "specificity": 1, "unasked": 0}
     _, out, _ = axq_cli("byquery", "number,value=2", ",", "get", "params")
     assert json.loads(out) == {"value": 2, "label": "x"}
 

@@ -63,6 +63,14 @@ def test_a_missing_tag_ranks_below_a_missing_value(shipped: Path) -> None:
         axq.plan("loadgen_output,classified_imagenet,framework=pytorch")
 
 
+def test_rules_names_each_rule_in_the_users_words(shipped: Path, axq_cli) -> None:
+    code, out, _ = axq_cli("rules", "loadgen_output,classified_digits")
+    lines = [line for line in out.splitlines() if not line.startswith(" ")]
+    assert code == 0 and "[" not in "".join(line.split(":")[0] for line in lines)
+    assert lines[0].startswith("CHOSEN loadgen_program (loadgen_output,classified_digits, framework=pytorch) ")
+    assert "no     loadgen_program (loadgen_output,classified_digits): needs `framework=...`" in lines
+
+
 # ------------------------------------------------------------------------------- exit codes and hints
 
 

@@ -67,17 +67,18 @@ def _allowed(info: ParamInfo) -> str:
 
 
 def rules(call: Call) -> int:
-    """Print which producer rules match a query and why the others don't."""
+    """Print which producer rules match a query and why the others don't, each named as errors name it."""
     import axq.api as api
+    from axq.resolve import describe
 
     matches = api.rules(call.query, work_collection=call.work_collection)
     if call.json:
-        emit([{"rule": m.producer.label, "matches": m.ok, "reason": m.reason, "specificity": m.specificity,
+        emit([{"rule": describe(m.producer), "id": m.producer.label, "matches": m.ok, "reason": m.reason, "specificity": m.specificity,
                "unasked": m.unasked, "recipe_path": str(m.producer.recipe.path)} for m in matches], True)
         return 0
     for i, m in enumerate(matches):
         mark = "CHOSEN" if i == 0 and m.ok else "match " if m.ok else "no    "
-        print(f"{mark} {m.producer.label}" + (f": {m.reason}" if m.reason else
+        print(f"{mark} {describe(m.producer)}" + (f": {m.reason}" if m.reason else
               f" (specificity {m.specificity}, {m.unasked} fixed not asked for): {m.producer.recipe.description}"
               f"\n         from {m.producer.recipe.path}"))
     return 0
