@@ -285,7 +285,7 @@ def run(argv: list[str]) -> int:
 def glued_stage(call: Call) -> str | None:
     """Return the stage a comma glued to the query was meant to start (`...Offline, show`), or None."""
     names = {stage.name for stage in call.verb.stages}
-    for before, word in zip(call.words, call.words[1:]):
+    for before, word in zip(call.words, call.words[1:], strict=False):
         if before.endswith(",") and word in names:
             return word
     return None
