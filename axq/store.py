@@ -171,7 +171,7 @@ class Store:
     def ensure_index(self) -> None:
         """Rebuild the index if it is missing (a fresh or hand-assembled collection)."""
         if os.path.isdir(self.root) and not os.path.isdir(self.path(".index", "ids")):
-            self.cache(self.reindex)
+            self.cache(self._reindex)
 
     def cache(self, write: Callable[..., object], *args: str) -> None:
         """Write what only saves time later (the index, the memo); skip it where the collection can't be written.
@@ -185,7 +185,15 @@ class Store:
                 raise
 
     def reindex(self) -> int:
-        """Rebuild the index from the entry directories; return how many it holds."""
+        """Rebuild the index from the entry directories; return how many it holds.
+
+        A collection that cannot be created or written is one WorkCollectionError (exit 1).
+        """
+        with self.writing():
+            return self._reindex()
+
+    def _reindex(self) -> int:
+        """Rebuild the index; OS errors pass (ensure_index skips what it cannot write)."""
         index = self.path(".index")
         fresh = f"{index}.{os.getpid()}.new"
         os.makedirs(os.path.join(fresh, "ids"), exist_ok=True)

@@ -269,6 +269,21 @@ def test_an_unusable_work_collection_names_the_entry_the_path_and_the_cause(tmp_
     assert fragment in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("verb", ["gc", "reindex"])
+@pytest.mark.parametrize(("make", "fragment"), [
+    (lambda tmp: "/proc/1/axq-wc", "cannot be created"),
+    (lambda tmp: (tmp / "file").write_text("x") and str(tmp / "file" / "wc"), "a file is in the way"),
+])
+def test_gc_of_a_collection_that_cannot_be_made_is_one_line(tmp_path: Path, axq_cli, monkeypatch, verb: str, make,
+                                                            fragment: str) -> None:
+    """From $AXQ_WORK_COLLECTION (`--work-collection` of a missing folder is refused before): exit 1, one line."""
+    path = make(tmp_path)
+    monkeypatch.setenv("AXQ_WORK_COLLECTION", path)
+    code, out, err = axq_cli(verb)
+    assert (code, out) == (1, "") and err.count("\n") == 1
+    assert err.startswith(f"axq: work collection {path} cannot be used: {fragment}")
+
+
 def test_a_missing_work_collection_is_created_for_a_build(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("AXQ_ENTRIES", str(TOY_RECIPES))
     wc = tmp_path / "not" / "yet" / "wc"

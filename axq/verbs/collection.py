@@ -26,8 +26,10 @@ def simple(function: str) -> Callable[[Call], int]:
 def gc(call: Call) -> int:
     """Remove leftovers of failed or killed builds and rebuild the index; say what was done (JSON with --json)."""
     import axq.api as api
+    from axq.store import Store
 
-    done = api.gc(work_collection=call.work_collection)
+    with Store(call.work_collection).writing():  # a collection that cannot be made or written: one line, exit 1
+        done = api.gc(work_collection=call.work_collection)
     if call.json:
         emit(done, True)
     else:

@@ -74,7 +74,8 @@ def rules(call: Call) -> int:
     matches = api.rules(call.query, work_collection=call.work_collection)
     if call.json:
         emit([{"rule": describe(m.producer), "id": m.producer.label, "matches": m.ok, "reason": m.reason,
-               "specificity": m.specificity, "unasked": m.unasked, "recipe_path": str(m.producer.recipe.path)} for m in matches], True)
+               "specificity": m.specificity, "unasked": m.unasked, "recipe_path": str(m.producer.recipe.path)}
+              for m in matches], True)
         return 0
     for i, m in enumerate(matches):
         mark = "CHOSEN" if i == 0 and m.ok else "match " if m.ok else "no    "
