@@ -176,3 +176,34 @@ def test_plot_shows_units_times_in_ms_on_a_log_scale_and_the_bound(work):
     fig.canvas.draw()
     shown = [t.get_text() for t in latency.get_yticklabels() if t.get_text()]
     assert "10" in shown and "100" in shown and not any("e" in t or "$" in t for t in shown)  # plain, no 10^k
+
+
+@pytest.mark.parametrize("where", ["build", "between points"])
+def test_ctrl_c_in_a_sweep_is_one_line_that_says_so_and_exit_130(work, axq_cli, monkeypatch, where):
+    """Ctrl-C in a point's build, or between two points, prints one non-empty line, exit 130 (issue 22)."""
+    from axq.progress import Reporter
+    from axq.recipe import all_recipes
+
+    code = next(r for r in all_recipes() if r.name == "toy_number").code()
+    built, log = code.build, Reporter.log
+
+    def interrupted(ctx):
+        if ctx.params["value"] == 2:
+            raise KeyboardInterrupt
+        return built(ctx)
+
+    def logging(self, message, *args, **kwargs):
+        if message.startswith("sweep point 2/3"):
+            raise KeyboardInterrupt
+        return log(self, message, *args, **kwargs)
+
+    if where == "build":
+        monkeypatch.setattr(code, "build", interrupted)
+    else:
+        monkeypatch.setattr(Reporter, "log", logging)
+    status, out, err = axq_cli("--quiet", "sweep", "number,value:=1:2:3", ",", "get", "doubled")
+    lines = err.splitlines()
+    assert status == 130 and len(lines) == 1 and lines[0].startswith("axq: ") and "interrupted" in lines[0]
+    if where == "build":
+        assert lines[0].startswith("axq: sweep interrupted at point 2/3 (value=2) after 1 finished point")
+        assert out.splitlines()[1].split()[:2] == ["1", "2"] and len(out.splitlines()) == 2  # the finished row
