@@ -93,6 +93,19 @@ def test_cuda_on_a_machine_without_it_is_one_line_and_exit_1(shipped: Path, axq_
     assert not shipped.exists() or not any(shipped.glob("*_*-*"))
 
 
+def test_cuda_where_the_driver_shows_a_gpu_is_planned(shipped: Path, tmp_path: Path, axq_cli,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from axq_mlperf import system
+
+    (tmp_path / "gpus" / "0000:01:00.0").mkdir(parents=True)
+    (tmp_path / "gpus" / "0000:01:00.0" / "information").write_text("Model: \t NVIDIA H100\n")
+    monkeypatch.setattr(system, "NVIDIA_GPUS", str(tmp_path / "gpus"))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    code, out, err = axq_cli("plan", f"{DIGITS},execution_device=gpu")
+    assert code == 0 and "loadgen_program_classified_digits" in out, err
+    assert "-1xh100-" in resolve(f"{DIGITS},num_gpus=1").params["system"]
+
+
 def test_a_cuda_run_of_another_system_is_not_refused_here(shipped: Path, axq_cli) -> None:
     code, out, err = axq_cli("plan", f"{DIGITS},device=cuda,system=h100-1x-nvidia-h100-linux-0123abcd")
     assert code == 0 and "loadgen_program_classified_digits" in out, err
