@@ -109,11 +109,6 @@ def value_sources(producer: Producer, query: Query, settings: Settings | None = 
     return {k: source for source, layer in layers(producer, query, settings or {}) for k in layer}
 
 
-def canonical_names(producer: Producer, query: Query) -> Query:
-    """Return the query with parameter aliases (`execution_device`) replaced by their names (`device`)."""
-    return spelled_query(producer, query)[0]
-
-
 _VALUED = ("=", "!=", "===", "!==")  # operators whose value a spelling maps (`in`/`notin`: each item)
 
 
