@@ -13,6 +13,7 @@ import gzip
 import json
 import shutil
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ import axq
 from axq.build import log_path_of
 from axq.entry import Entry, load_code
 from axq.errors import BuildError
+from axq.graph import Node
 from axq.progress import Reporter
 from axq.recipe import HOOKS, PRODUCER_FIELDS, RECIPE_FIELDS, Producer, read_recipe
 from tests.imagenet_fixture import ENTRIES, make_imagenet_dir
@@ -247,12 +249,19 @@ def test_fashion_mnist_dir_elsewhere_flows_from_a_benchmark_query_to_the_data_se
     shutil.copytree(FASHION_DIR, copy)
     entry = build(f"dataset,original,fashion_mnist,fashion_mnist_dir={copy}")
     assert entry.results["source_dir"] == str(copy) and entry.path != fashion.path
-    for framework in ("", ",framework=onnxruntime"):
-        run = resolve(f"{FASHION_RUN}{framework},fashion_mnist_dir={copy}")
-        test_data = run.deps["preprocessed"].deps["dataset"]
-        train_data = run.deps["model"].deps["dataset"].deps["dataset"]
-        assert test_data.identity == train_data.identity == entry.manifest["identity"]
+    for settings in ("", ",framework=onnxruntime", ",framework=openvino", ",framework=onnxruntime,precision=int8",
+                     ",precision=int8"):
+        run = resolve(f"{FASHION_RUN}{settings},fashion_mnist_dir={copy}")
+        data = {node.identity for node in graph_nodes(run) if node.producer.recipe.name == "dataset_fashion_mnist"}
+        assert data == {entry.manifest["identity"]}, settings  # test, training, calibration and check data alike
         assert run.params["fashion_mnist_dir"] == str(copy)
+
+
+def graph_nodes(node: Node) -> Iterator[Node]:
+    """Yield a node and every node below it, depth first."""
+    yield node
+    for dep in node.deps.values():
+        yield from graph_nodes(dep)
 
 
 # ---- ImageNet ----

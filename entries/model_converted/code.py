@@ -43,7 +43,17 @@ def source_query(params: dict) -> str:
     query = f"model,model_name={params['model_name']},dataset_name={params['dataset_name']}"
     if params["dataset_name"] == "imagenet":
         query += f",weights_path={format_value(params['weights_path'])}"
-    return query
+    return query + data_dir(params)
+
+
+def data_dir(params: dict) -> str:
+    """Return `,fashion_mnist_dir=DIR` for a Fashion-MNIST model whose data come from a folder named, else ""."""
+    from axq.query import format_value as query_value
+
+    folder = params.get("fashion_mnist_dir")
+    if folder is None or params["dataset_name"] != "fashion_mnist":
+        return ""
+    return f",fashion_mnist_dir={query_value(folder)}"
 
 
 def format_value(value: Any) -> str:
@@ -53,7 +63,7 @@ def format_value(value: Any) -> str:
 
 def converted_query(params: dict, format_: str) -> tuple[str, dict]:
     """Return the query and overrides of the fp32 model in format_ made from the same source."""
-    same = {k: params[k] for k in ("model_name", "dataset_name", "weights_path")}
+    same = {k: params[k] for k in ("model_name", "dataset_name", "weights_path", "fashion_mnist_dir")}
     return "model,converted", {**same, "format": format_, "precision": "fp32"}
 
 
@@ -77,7 +87,7 @@ def calibration_query(params: dict) -> str | tuple[str, dict]:
     """Return the preprocessed calibration images: the training split, or ImageNet's calibration_dir."""
     name = params["dataset_name"]
     if name != "imagenet":
-        return f"dataset,preprocessed,{name},split=train"
+        return f"dataset,preprocessed,{name},split=train" + data_dir(params)
     return imagenet_query(params, params["calibration_dir"], None)
 
 
@@ -85,7 +95,8 @@ def check_query(params: dict) -> str | tuple[str, dict]:
     """Return the held-out check set: the test split, or the first check_size ImageNet images."""
     name = params["dataset_name"]
     if name != "imagenet":
-        return f"dataset,preprocessed,{name},split=test,dataset_size={format_value(params['check_size'])}"
+        size = format_value(params["check_size"])
+        return f"dataset,preprocessed,{name},split=test,dataset_size={size}" + data_dir(params)
     return imagenet_query(params, params["imagenet_dir"], params["check_size"])
 
 

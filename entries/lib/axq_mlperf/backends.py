@@ -138,6 +138,8 @@ def runtime_model_query(params: dict) -> tuple[str, dict] | None:
     imagenet = params["dataset_name"] == "imagenet"
     if imagenet:
         overrides["weights_path"] = params.get("weights_path")
+    if params.get("fashion_mnist_dir") is not None:  # the model trained (and checked) on the data named
+        overrides["fashion_mnist_dir"] = params["fashion_mnist_dir"]
     if needed[1] == "int8":
         overrides.update({k: params[k] for k in ("accuracy_target", "calibration_size")})
     if needed[1] == "int8" and imagenet:
