@@ -4,18 +4,23 @@ A recipe's `recipe.json` declares each parameter it takes under `parameters`: it
 default (or none: then a rule must name it in `required`), choices or a range, and a one-line
 description. Values are checked, and normalised (a float parameter given `100` holds
 `100.0`), while a query is resolved, so a bad value fails before anything is built.
+
+Each parameter is written once: a recipe that wraps another takes the other's declarations
+with `inherits` (axq.recipe), and `repeated_declarations` names a parameter written in two
+recipes, unless one of them is marked `distinct` (its own parameter that shares the name).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from axq.errors import ManifestError, ParameterError, did_you_mean
 
 TYPES = ("int", "float", "number", "bool", "str", "list", "any")
-SPEC_FIELDS = ("type", "default", "default_from", "nullable", "choices", "min", "max", "description", "aliases")
+SPEC_FIELDS = ("type", "default", "default_from", "nullable", "choices", "min", "max", "description", "aliases",
+               "distinct")
 NO_DEFAULT: Any = type("NoDefault", (), {"__repr__": lambda self: "<no default>"})()
 
 
@@ -33,6 +38,8 @@ class Parameter:
     maximum: float | None = None
     aliases: tuple[str, ...] = ()  # other names a query may use (axs spellings): the same parameter
     default_from: str | None = None  # `module:function` (or a code.py function) computing the default
+    distinct: bool = False  # its own parameter, not the one another recipe declares under this name
+    owner: str = ""  # the recipe whose recipe.json writes this declaration (another one's when inherited)
 
     @property
     def has_default(self) -> bool:
@@ -107,16 +114,22 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def read_parameters(recipe: str, data: Any) -> dict[str, Parameter]:
-    """Check a recipe's `parameters` object and return its Parameters by name."""
+def read_parameters(recipe: str, data: Any, owners: dict[str, str] | None = None,
+                    places: dict[str, str] | None = None) -> dict[str, Parameter]:
+    """Check a recipe's `parameters` object and return its Parameters by name.
+
+    `owners` names the recipe that writes each declaration (default: this one), `places`
+    where in this recipe.json an error about it points (default: `parameters.NAME`).
+    """
     if not isinstance(data, dict):
         raise ManifestError(recipe, "parameters", f"expected an object, found {json.dumps(data)[:60]}")
-    return {name: _parameter(recipe, name, spec) for name, spec in data.items()}
+    owners, places = owners or {}, places or {}
+    return {name: replace(_parameter(recipe, name, spec, places.get(name, f"parameters.{name}")),
+                          owner=owners.get(name, recipe)) for name, spec in data.items()}
 
 
-def _parameter(recipe: str, name: str, spec: Any) -> Parameter:
+def _parameter(recipe: str, name: str, spec: Any, where: str) -> Parameter:
     """Check one parameter's declaration and build it."""
-    where = f"parameters.{name}"
     if not isinstance(spec, dict):
         raise ManifestError(recipe, where, f"expected an object with {', '.join(SPEC_FIELDS)}")
     for key in spec:
@@ -134,7 +147,14 @@ def _parameter(recipe: str, name: str, spec: Any) -> Parameter:
         _choices(recipe, where, spec.get("choices")),
         _bound(recipe, f"{where}.min", spec.get("min")), _bound(recipe, f"{where}.max", spec.get("max")),
         _aliases(recipe, f"{where}.aliases", spec.get("aliases", [])),
-        _function_name(recipe, f"{where}.default_from", spec.get("default_from"))))
+        _function_name(recipe, f"{where}.default_from", spec.get("default_from")),
+        _flag(recipe, f"{where}.distinct", spec.get("distinct", False))))
+
+
+def _flag(recipe: str, where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ManifestError(recipe, where, f"expected true or false, found {json.dumps(value)[:60]}")
+    return value
 
 
 def _function_name(recipe: str, where: str, name: Any) -> str | None:
@@ -188,3 +208,25 @@ def _checked_default(recipe: str, where: str, parameter: Parameter) -> Parameter
         except ParameterError as error:
             raise ManifestError(recipe, f"{where}.default", error.problem) from None
     return parameter
+
+
+def repeated_declarations(declared: dict[str, dict[str, Parameter]]) -> list[str]:
+    """Name each parameter that two recipes write (copies or not), given each recipe's parameters.
+
+    A declaration counts where it is written: an inherited one is its owner's. One marked
+    `distinct` is a parameter of its own that shares the name, and is left out.
+    """
+    written: dict[str, list[Parameter]] = {}
+    for recipe, parameters in declared.items():
+        for parameter in parameters.values():
+            if parameter.owner == recipe and not parameter.distinct:
+                written.setdefault(parameter.name, []).append(parameter)
+    return [_repeated(name, found) for name, found in sorted(written.items()) if len(found) > 1]
+
+
+def _repeated(name: str, found: list[Parameter]) -> str:
+    """Say where one parameter is written more than once, and whether the copies disagree."""
+    agree = all(replace(p, owner="") == replace(found[0], owner="") for p in found)
+    return (f"`{name}` is declared in {', '.join(p.owner for p in found)}"
+            f"{' (copies)' if agree else ', and they disagree'}: inherit it (`inherits`), "
+            "or mark a parameter of its own that shares the name `distinct`")
