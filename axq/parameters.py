@@ -20,7 +20,7 @@ from axq.errors import ManifestError, ParameterError, did_you_mean
 
 TYPES = ("int", "float", "number", "bool", "str", "list", "any")
 SPEC_FIELDS = ("type", "default", "default_from", "nullable", "choices", "min", "max", "description", "aliases",
-               "distinct")
+               "distinct", "to")
 NO_DEFAULT: Any = type("NoDefault", (), {"__repr__": lambda self: "<no default>"})()
 
 
@@ -40,6 +40,7 @@ class Parameter:
     default_from: str | None = None  # `module:function` (or a code.py function) computing the default
     distinct: bool = False  # its own parameter, not the one another recipe declares under this name
     owner: str = ""  # the recipe whose recipe.json writes this declaration (another one's when inherited)
+    to: str | None = None  # which typed configuration of the recipe's code holds it (the kernel only keeps it)
 
     @property
     def has_default(self) -> bool:
@@ -148,7 +149,14 @@ def _parameter(recipe: str, name: str, spec: Any, where: str) -> Parameter:
         _bound(recipe, f"{where}.min", spec.get("min")), _bound(recipe, f"{where}.max", spec.get("max")),
         _aliases(recipe, f"{where}.aliases", spec.get("aliases", [])),
         _function_name(recipe, f"{where}.default_from", spec.get("default_from")),
-        _flag(recipe, f"{where}.distinct", spec.get("distinct", False))))
+        _flag(recipe, f"{where}.distinct", spec.get("distinct", False)),
+        to=_target(recipe, f"{where}.to", spec.get("to"))))
+
+
+def _target(recipe: str, where: str, name: Any) -> str | None:
+    if name is not None and (not isinstance(name, str) or not name.isidentifier()):
+        raise ManifestError(recipe, where, f"expected the name of a configuration, found {json.dumps(name)[:60]}")
+    return name
 
 
 def _flag(recipe: str, where: str, value: Any) -> bool:
