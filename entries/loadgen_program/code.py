@@ -112,24 +112,15 @@ def plan(params: Params, refs: dict[str, Entry], dataset_size: int) -> tuple[dic
 
 
 def harness_config(ctx: BuildContext, settings: dict, calibrate: list[str]) -> HarnessConfig:
-    """Return what the child needs: the test's settings and the two dependency entries."""
+    """Return what the child needs: the parameters declared for it, the test's settings, the two dependency entries."""
     from axq_mlperf.config import HarnessConfig
     from axq_mlperf.planning import MIN_QUERIES
 
     params = ctx.params
-    return HarnessConfig(
-        scenario=params["loadgen_scenario"], mode=params["loadgen_mode"], model_name=params["model_name"],
-        user_conf=settings, calibrate=tuple(calibrate),
-        buffer_size=int(settings["performance_sample_count_override"]), batch_size=params["batch_size"],
-        multistreamness=params["loadgen_multistreamness"], server_max_wait_ms=params["server_max_wait_ms"],
-        num_threads=params["num_threads"], min_queries=MIN_QUERIES[params["loadgen_scenario"]],
-        baseline_s=params["harness_baseline_s"], device=params["device"], precision=params["precision"],
-        preprocessed=str(ctx.deps["preprocessed"].path), model=str(runtime_model(ctx).path),
-        framework=params["framework"], compile=params["compile"], memory_format=params["memory_format"],
-        ov_hint=params["ov_hint"], ov_streams=params["ov_streams"], ort_optimization=params["ort_optimization"],
-        num_instances=params["num_instances"], pin_cores=params["pin_cores"], instance_kind=params["instance_kind"],
-        completion=params["sut_completion"],
-        warmup_batches=params["warmup_batches"], profile=params["profile"], execution=params["loadgen_execution"])
+    return HarnessConfig.of(params, user_conf=settings, calibrate=tuple(calibrate),
+                            buffer_size=int(settings["performance_sample_count_override"]),
+                            min_queries=MIN_QUERIES[params["loadgen_scenario"]],
+                            preprocessed=str(ctx.deps["preprocessed"].path), model=str(runtime_model(ctx).path))
 
 
 def runtime_model(ctx: BuildContext) -> Entry:
