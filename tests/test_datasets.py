@@ -56,14 +56,14 @@ def test_recipe_json_follows_the_format(recipe: str) -> None:
     manifest = json.loads((ENTRIES / recipe / "recipe.json").read_text())
     assert set(manifest) <= set(RECIPE_FIELDS) and {"version", "producers", "parameters"} <= set(manifest)
     assert isinstance(manifest["version"], int) and isinstance(manifest["description"], str)
+    loaded = read_recipe(ENTRIES / recipe)  # the kernel's own checks (and `inherits`), and its code loader
     for producer in manifest["producers"]:
         assert set(producer) <= set(PRODUCER_FIELDS) and "tags" in producer
         assert all(isinstance(tag, str) for tag in producer["tags"])
         assert all(isinstance(dep, str) for dep in producer.get("deps", {}).values())
         named = {*producer.get("defaults", {}), *producer.get("required", [])}
-        assert named <= set(manifest["parameters"]), named - set(manifest["parameters"])
-    assert all(spec["description"] and "\n" not in spec["description"] for spec in manifest["parameters"].values())
-    loaded = read_recipe(ENTRIES / recipe)  # the kernel's own checks, and its code loader
+        assert named <= set(loaded.parameters), named - set(loaded.parameters)
+    assert all(p.description and "\n" not in p.description for p in loaded.parameters.values())
     assert [list(p.tags) for p in loaded.producers] == [p["tags"] for p in manifest["producers"]]
     for name in [*(p.build for p in loaded.producers), *(manifest[h] for h in HOOKS if h in manifest)]:
         assert callable(loaded.function(name))
