@@ -235,7 +235,7 @@ def _manifest(path: Path) -> dict:
     return data
 
 
-@dataclass(frozen=True)
+@dataclass
 class Declarations:
     """A recipe's parameter declarations as written: inherited ones first, then its own."""
 
