@@ -4,20 +4,24 @@ A recipe's `recipe.json` declares each parameter it takes under `parameters`: it
 default (or none: then a rule must name it in `required`), choices or a range, and a one-line
 description. Values are checked, and normalised (a float parameter given `100` holds
 `100.0`), while a query is resolved, so a bad value fails before anything is built.
+
+Each parameter is written once: a recipe that wraps another takes the other's declarations
+with `inherits` (axq.recipe), and `repeated_declarations` names a parameter written in two
+recipes, unless one of them is marked `distinct` (its own parameter that shares the name).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from axq.errors import ManifestError, ParameterError, did_you_mean
 
 TYPES = ("int", "float", "number", "bool", "str", "path", "list", "any")
 SPEC_FIELDS = ("type", "default", "default_from", "nullable", "choices", "min", "max", "description", "aliases",
-               "spellings", "kernel", "null_means")
+               "spellings", "kernel", "null_means", "distinct", "to")
 KERNEL_SETTINGS = ("verbosity",)  # axq's own settings a query may set through a declared parameter (`kernel`)
 ANY_OTHER = "*"  # in `spellings`: any other value of that name
 NO_DEFAULT: Any = type("NoDefault", (), {"__repr__": lambda self: "<no default>"})()
@@ -40,6 +44,9 @@ class Parameter:
     spellings: dict[str, dict[str, Any]] | None = None  # name as written -> {value as written: axq's value}
     kernel: str | None = None  # the axq setting it is (`verbosity`): no parameter of the build, no part of identity
     null_means: Any = None  # the value null stands for (a path): a value naming the same is null, one entry
+    distinct: bool = False  # its own parameter, not the one another recipe declares under this name
+    owner: str = ""  # the recipe whose recipe.json writes this declaration (another one's when inherited)
+    to: str | None = None  # which typed configuration of the recipe's code holds it (the kernel only keeps it)
 
     @property
     def has_default(self) -> bool:
@@ -118,16 +125,22 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def read_parameters(recipe: str, data: Any) -> dict[str, Parameter]:
-    """Check a recipe's `parameters` object and return its Parameters by name."""
+def read_parameters(recipe: str, data: Any, owners: dict[str, str] | None = None,
+                    places: dict[str, str] | None = None) -> dict[str, Parameter]:
+    """Check a recipe's `parameters` object and return its Parameters by name.
+
+    `owners` names the recipe that writes each declaration (default: this one), `places`
+    where in this recipe.json an error about it points (default: `parameters.NAME`).
+    """
     if not isinstance(data, dict):
         raise ManifestError(recipe, "parameters", f"expected an object, found {json.dumps(data)[:60]}")
-    return {name: _parameter(recipe, name, spec) for name, spec in data.items()}
+    owners, places = owners or {}, places or {}
+    return {name: replace(_parameter(recipe, name, spec, places.get(name, f"parameters.{name}")),
+                          owner=owners.get(name, recipe)) for name, spec in data.items()}
 
 
-def _parameter(recipe: str, name: str, spec: Any) -> Parameter:
+def _parameter(recipe: str, name: str, spec: Any, where: str) -> Parameter:
     """Check one parameter's declaration and build it."""
-    where = f"parameters.{name}"
     if not isinstance(spec, dict):
         raise ManifestError(recipe, where, f"expected an object with {', '.join(SPEC_FIELDS)}")
     for key in spec:
@@ -147,7 +160,9 @@ def _parameter(recipe: str, name: str, spec: Any) -> Parameter:
         _aliases(recipe, f"{where}.aliases", spec.get("aliases", [])),
         _function_name(recipe, f"{where}.default_from", spec.get("default_from")),
         _spellings(recipe, f"{where}.spellings", spec.get("spellings"), (name, *spec.get("aliases", []))),
-        _kernel(recipe, f"{where}.kernel", spec.get("kernel")), _null_means(recipe, where, spec)))
+        _kernel(recipe, f"{where}.kernel", spec.get("kernel")), _null_means(recipe, where, spec),
+        distinct=_flag(recipe, f"{where}.distinct", spec.get("distinct", False)),
+        to=_target(recipe, f"{where}.to", spec.get("to"))))
 
 
 def _null_means(recipe: str, where: str, spec: dict) -> Any:
@@ -186,6 +201,18 @@ def _kernel(recipe: str, where: str, kernel: Any) -> str | None:
     if kernel is not None and kernel not in KERNEL_SETTINGS:
         raise ManifestError(recipe, where, f"expected one of {', '.join(KERNEL_SETTINGS)}, found {json.dumps(kernel)}")
     return kernel
+
+
+def _target(recipe: str, where: str, name: Any) -> str | None:
+    if name is not None and (not isinstance(name, str) or not name.isidentifier()):
+        raise ManifestError(recipe, where, f"expected the name of a configuration, found {json.dumps(name)[:60]}")
+    return name
+
+
+def _flag(recipe: str, where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ManifestError(recipe, where, f"expected true or false, found {json.dumps(value)[:60]}")
+    return value
 
 
 def _function_name(recipe: str, where: str, name: Any) -> str | None:
@@ -252,3 +279,25 @@ def _checked_default(recipe: str, where: str, parameter: Parameter) -> Parameter
         except ParameterError as error:
             raise ManifestError(recipe, f"{where}.default", error.problem) from None
     return parameter
+
+
+def repeated_declarations(declared: dict[str, dict[str, Parameter]]) -> list[str]:
+    """Name each parameter that two recipes write (copies or not), given each recipe's parameters.
+
+    A declaration counts where it is written: an inherited one is its owner's. One marked
+    `distinct` is a parameter of its own that shares the name, and is left out.
+    """
+    written: dict[str, list[Parameter]] = {}
+    for recipe, parameters in declared.items():
+        for parameter in parameters.values():
+            if parameter.owner == recipe and not parameter.distinct:
+                written.setdefault(parameter.name, []).append(parameter)
+    return [_repeated(name, found) for name, found in sorted(written.items()) if len(found) > 1]
+
+
+def _repeated(name: str, found: list[Parameter]) -> str:
+    """Say where one parameter is written more than once, and whether the copies disagree."""
+    agree = all(replace(p, owner="") == replace(found[0], owner="") for p in found)
+    return (f"`{name}` is declared in {', '.join(p.owner for p in found)}"
+            f"{' (copies)' if agree else ', and they disagree'}: inherit it (`inherits`), "
+            "or mark a parameter of its own that shares the name `distinct`")

@@ -3,11 +3,16 @@
 A recipe is a directory holding `recipe.json` (its producer rules; see docs/recipes.md)
 and optionally `code.py` (build functions and getters). Manifests are checked eagerly:
 an unknown key or a wrong type is a `ManifestError` naming the recipe and the field.
+
+A recipe that wraps another takes that one's parameter declarations with `inherits`
+(`[{"recipe": NAME, "only" | "except": [...], "overrides": {param: {field: value}}}]`)
+instead of copying them: each parameter is declared in one recipe.json.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -16,8 +21,8 @@ from typing import Any
 
 from axq import locations
 from axq.entry import load_code
-from axq.errors import ManifestError, ParameterError
-from axq.parameters import Parameter, alias_map, read_parameters
+from axq.errors import ManifestError, ParameterError, did_you_mean
+from axq.parameters import SPEC_FIELDS, Parameter, alias_map, read_parameters
 
 RECIPE_FILE = locations.RECIPE_FILE
 CODE_FILE = "code.py"
@@ -27,6 +32,7 @@ RECIPE_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "version": (int, "an integer"),
     "description": (str, "a string"),
     "parameters": (dict, "an object declaring each parameter"),
+    "inherits": (list, "a list of {recipe, only or except, overrides} objects"),
     "producers": (list, "a list of producer rules"),
     "getters": (list, "a list of function names"),
     "name_params": (list, "a list of parameter names"),
@@ -41,6 +47,14 @@ RECIPE_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
 }
 COMPUTED: Any = type("Computed", (), {"__repr__": lambda self: "<computed default>"})()  # see default_from
 _COMPUTED: dict[str, Any] = {}
+
+INHERIT_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "recipe": (str, "the name of the recipe whose parameters it takes"),
+    "only": (list, "a list of parameter names"),
+    "except": (list, "a list of parameter names"),
+    "overrides": (dict, "an object mapping parameter names to fields that differ here"),
+}
+Finder = Callable[[str], Path | None]  # a recipe's name -> its directory
 
 # Functions of code.py a recipe (or one of its rules) may name, called while a query is resolved.
 HOOKS = ("planned_deps", "check", "estimate", "explore", "resources")
@@ -210,20 +224,113 @@ def _check_declared(recipe: Recipe, where: str, data: dict) -> None:
                     raise ManifestError(recipe.name, f"{where}.{key}.{name}", error.problem) from None
 
 
-def read_recipe(path: Path) -> Recipe:
-    """Load and check the recipe in directory `path`."""
+def _manifest(path: Path) -> dict:
+    """Return the checked top-level fields of the recipe.json in directory `path`."""
     name = path.name
     try:
         data = json.loads((path / RECIPE_FILE).read_text())
     except json.JSONDecodeError as error:
         raise ManifestError(name, RECIPE_FILE, f"not valid JSON: {error}") from None
     _check_fields(name, data, RECIPE_FIELDS, "")
+    return data
+
+
+@dataclass
+class Declarations:
+    """A recipe's parameter declarations as written: inherited ones first, then its own."""
+
+    specs: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> declaration (overrides applied)
+    owners: dict[str, str] = field(default_factory=dict)  # name -> the recipe that writes it
+    places: dict[str, str] = field(default_factory=dict)  # name -> where an error about it points here
+
+
+def declarations(name: str, data: dict, find: Finder, chain: tuple[str, ...] = ()) -> Declarations:
+    """Return the parameter declarations of recipe `name`: those it inherits, then those it writes."""
+    found = Declarations()
+    for index, spec in enumerate(data.get("inherits", [])):
+        _inherit(name, f"inherits[{index}]", spec, find, (*chain, name), found)
+    for key, spec in data.get("parameters", {}).items():
+        if key in found.specs:
+            raise ManifestError(name, f"parameters.{key}", f"inherited from `{found.owners[key]}` already: "
+                                f"change it in the `overrides` of `inherits`")
+        found.specs[key], found.owners[key], found.places[key] = spec, name, f"parameters.{key}"
+    return found
+
+
+def _inherit(name: str, where: str, spec: Any, find: Finder, chain: tuple[str, ...], found: Declarations) -> None:
+    """Add to `found` the declarations that one `inherits` item takes from another recipe."""
+    _check_fields(name, spec, INHERIT_FIELDS, where)
+    parent = spec.get("recipe")
+    if parent is None:
+        raise ManifestError(name, f"{where}.recipe", "required: the recipe whose parameters it takes")
+    if parent in chain:
+        raise ManifestError(name, f"{where}.recipe", f"inherits from itself: {' -> '.join([*chain, parent])}")
+    directory = find(parent)
+    if directory is None:
+        raise ManifestError(name, f"{where}.recipe", f"no recipe `{parent}` on the search path")
+    taken = declarations(parent, _manifest(directory), find, chain)
+    names = _inherited_names(name, where, spec, taken.specs)
+    overrides = spec.get("overrides", {})
+    for key, changes in overrides.items():
+        if key not in names:
+            raise ManifestError(name, f"{where}.overrides.{key}", f"not a parameter taken from `{parent}`"
+                                + did_you_mean(key, names))
+        _check_override(name, f"{where}.overrides.{key}", changes)
+    for key in names:
+        if key in found.specs:
+            raise ManifestError(name, where, f"`{key}` is inherited from `{found.owners[key]}` already")
+        found.specs[key] = {**taken.specs[key], **overrides.get(key, {})}
+        found.owners[key] = taken.owners[key]
+        found.places[key] = f"{where}.overrides.{key}" if key in overrides else f"{where}.{key}"
+
+
+def _check_override(name: str, where: str, changes: Any) -> None:
+    """Raise ManifestError unless an override is an object of declaration fields."""
+    if not isinstance(changes, dict):
+        raise ManifestError(name, where, "expected an object of the fields that differ here")
+    for key in changes:
+        if key not in SPEC_FIELDS:
+            raise ManifestError(name, f"{where}.{key}", f"unknown key; expected one of {', '.join(SPEC_FIELDS)}"
+                                + did_you_mean(key, SPEC_FIELDS))
+
+
+def _inherited_names(name: str, where: str, spec: dict, available: dict[str, Any]) -> list[str]:
+    """Return the names an `inherits` item takes: `only` these, all `except` these, or all."""
+    if "only" in spec and "except" in spec:
+        raise ManifestError(name, where, "give `only` or `except`, not both")
+    listed = spec.get("only", spec.get("except", []))
+    _check_strings(name, f"{where}.{'only' if 'only' in spec else 'except'}", listed)
+    for key in listed:
+        if key not in available:
+            raise ManifestError(name, where, f"`{spec['recipe']}` declares no parameter `{key}`"
+                                + did_you_mean(key, available))
+    if "only" in spec:
+        return list(listed)
+    return [key for key in available if key not in listed]
+
+
+def sibling_finder(path: Path) -> Finder:
+    """Return a Finder for recipes beside `path`, then on the search path."""
+    def find(name: str) -> Path | None:
+        beside = path.parent / name
+        if (beside / RECIPE_FILE).is_file():
+            return beside
+        return next((d for d in recipe_dirs() if d.name == name), None)
+
+    return find
+
+
+def read_recipe(path: Path, find: Finder | None = None) -> Recipe:
+    """Load and check the recipe in directory `path`; `find` locates the recipes it inherits from."""
+    name = path.name
+    data = _manifest(path)
     if "version" not in data or not data.get("producers"):
         raise ManifestError(name, "version" if "version" not in data else "producers", "required")
     for key in ("getters", "name_params", "packages"):
         _check_strings(name, key, data.get(key, []))
+    written = declarations(name, data, find or sibling_finder(path))
     recipe = Recipe(name, path, data["version"], data.get("description", ""),
-                    parameters=(declared := read_parameters(name, data.get("parameters", {}))),
+                    parameters=(declared := read_parameters(name, written.specs, written.owners, written.places)),
                     aliases=alias_map(name, declared),
                     getters=tuple(data.get("getters", [])),
                     name_params=tuple(data.get("name_params", [])),
@@ -255,7 +362,9 @@ def recipe_dirs(extra_roots: tuple[str, ...] = ()) -> list[Path]:
 @cache
 def all_recipes(extra_roots: tuple[str, ...] = ()) -> tuple[Recipe, ...]:
     """Load every recipe on the search path and in extra roots (once per process)."""
-    return tuple(read_recipe(d) for d in recipe_dirs(extra_roots))
+    dirs = recipe_dirs(extra_roots)
+    by_name = {d.name: d for d in dirs}
+    return tuple(read_recipe(d, by_name.get) for d in dirs)
 
 
 def forget_computed_defaults() -> None:

@@ -84,9 +84,12 @@ def test_the_note_is_one_line_on_stderr_naming_axqs_parameter(shipped: Path, axq
     assert (code, out) == axq_cli("plan", f"{DIGITS},device=cpu,framework=onnxruntime")[:2]
 
 
+@pytest.mark.parametrize("query", [DIGITS, "loadgen_output,classified_digits,loadgen_mode=FindPeakPerformance"],
+                         ids=["run", "peak"])
 @pytest.mark.parametrize("spelling", ["execution_device=gpu", "num_gpus=1", "device=cuda"])
-def test_cuda_on_a_machine_without_it_is_one_line_and_exit_1(shipped: Path, axq_cli, spelling: str) -> None:
-    code, out, err = axq_cli("plan", f"{DIGITS},{spelling}")
+def test_cuda_on_a_machine_without_it_is_one_line_and_exit_1(shipped: Path, axq_cli, spelling: str,
+                                                             query: str) -> None:
+    code, out, err = axq_cli("plan", f"{query},{spelling}")
     errors = [line for line in err.splitlines() if "is axq's" not in line]
     assert (code, out) == (1, "")
     assert len(errors) == 1 and errors[0].startswith("axq: no CUDA device here: device=cuda needs an NVIDIA GPU")

@@ -59,14 +59,14 @@ def test_recipe_json_follows_the_format(recipe: str) -> None:
     manifest = json.loads((ENTRIES / recipe / "recipe.json").read_text())
     assert set(manifest) <= set(RECIPE_FIELDS) and {"version", "producers", "parameters"} <= set(manifest)
     assert isinstance(manifest["version"], int) and isinstance(manifest["description"], str)
+    loaded = read_recipe(ENTRIES / recipe)  # the kernel's own checks (and `inherits`), and its code loader
     for producer in manifest["producers"]:
         assert set(producer) <= set(PRODUCER_FIELDS) and "tags" in producer
         assert all(isinstance(tag, str) for tag in producer["tags"])
         assert all(isinstance(dep, str) for dep in producer.get("deps", {}).values())
         named = {*producer.get("defaults", {}), *producer.get("required", [])}
-        assert named <= set(manifest["parameters"]), named - set(manifest["parameters"])
-    assert all(spec["description"] and "\n" not in spec["description"] for spec in manifest["parameters"].values())
-    loaded = read_recipe(ENTRIES / recipe)  # the kernel's own checks, and its code loader
+        assert named <= set(loaded.parameters), named - set(loaded.parameters)
+    assert all(p.description and "\n" not in p.description for p in loaded.parameters.values())
     assert [list(p.tags) for p in loaded.producers] == [p["tags"] for p in manifest["producers"]]
     for name in [*(p.build for p in loaded.producers), *(manifest[h] for h in HOOKS if h in manifest)]:
         assert callable(loaded.function(name))
@@ -235,7 +235,7 @@ def test_fashion_mnist_dir_naming_the_default_folder_plans_nothing_new(fashion: 
 
 
 @pytest.mark.parametrize("recipe", ["dataset_fashion_mnist", "preprocessed_dataset", "model_small_cnn",
-                                    "loadgen_program"])
+                                    "loadgen_program", "loadgen_peak"])
 def test_each_recipe_passing_fashion_mnist_dir_on_means_the_folder_the_build_reads(recipe: str) -> None:
     declared = read_recipe(ENTRIES / recipe).parameters["fashion_mnist_dir"]
     assert (declared.type, declared.null_means) == ("path", str(load_code(str(FASHION_CODE)).SYSTEM_DIR))
@@ -255,6 +255,11 @@ def test_fashion_mnist_dir_elsewhere_flows_from_a_benchmark_query_to_the_data_se
         data = {node.identity for node in graph_nodes(run) if node.producer.recipe.name == "dataset_fashion_mnist"}
         assert data == {entry.manifest["identity"]}, settings  # test, training, calibration and check data alike
         assert run.params["fashion_mnist_dir"] == str(copy)
+    peak = resolve(f"loadgen_output,classified_fashion_mnist,loadgen_mode=FindPeakPerformance,fashion_mnist_dir={copy}")
+    data = {node.identity for node in graph_nodes(peak) if node.producer.recipe.name == "dataset_fashion_mnist"}
+    assert data == {entry.manifest["identity"]}
+    probe = load_code(str(ENTRIES / "loadgen_peak" / "code.py")).probe_overrides(peak.params, 500)
+    assert probe["fashion_mnist_dir"] == str(copy)  # each probe is the run of that folder
 
 
 def graph_nodes(node: Node) -> Iterator[Node]:

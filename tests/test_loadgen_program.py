@@ -177,7 +177,8 @@ def test_the_child_gets_a_typed_configuration_naming_the_dependency_entries(coll
     entry = run("loadgen_scenario=Server,loadgen_mode=PerformanceOnly")
     config = HarnessConfig.read(entry.path / "config.json")
     assert (config.preprocessed, config.model) == (str(entry.dep("preprocessed").path), str(entry.dep("model").path))
-    assert (config.scenario, config.mode, config.batch_size, config.num_threads) == ("Server", "PerformanceOnly", 16, 1)
+    assert (config.loadgen_scenario, config.loadgen_mode, config.backend.batch_size, config.backend.num_threads) == (
+        "Server", "PerformanceOnly", 16, 1)
     assert set(config.calibrate) == {"target_qps", "target_latency"}
     assert set(entry.results["calibrated"]) == set(config.calibrate)
 

@@ -129,3 +129,39 @@ def test_null_means_needs_a_nullable_parameter():
         read_parameters("toy", {"p": {"type": "path", "null_means": "/x", "description": "d"}})
     assert read_parameters("toy", {"p": {"type": "path", "nullable": True, "null_means": "/x",
                                          "description": "d"}})["p"].null_means == "/x"
+
+
+# ----------------------------------------------------------------------------- declared once
+
+
+def test_two_declarations_of_one_name_are_named_copied_or_disagreeing():
+    from dataclasses import replace
+
+    from axq.parameters import repeated_declarations
+
+    size = Parameter("size", "int", "samples per call", default=8, owner="a")
+    inherited = {"a": {"size": size}, "b": {"size": size}}  # b takes a's declaration: written once
+    assert repeated_declarations(inherited) == []
+    copied = {"a": {"size": size}, "b": {"size": replace(size, owner="b")}}
+    assert repeated_declarations(copied) == [
+        "`size` is declared in a, b (copies): inherit it (`inherits`), "
+        "or mark a parameter of its own that shares the name `distinct`"]
+    disagreeing = {"a": {"size": size}, "b": {"size": replace(size, owner="b", default=16)}}
+    assert "and they disagree" in repeated_declarations(disagreeing)[0]
+    distinct = {"a": {"size": size}, "b": {"size": replace(size, owner="b", default=16, distinct=True)}}
+    assert repeated_declarations(distinct) == []
+
+
+def test_every_shipped_parameter_is_declared_once():
+    """A parameter two recipe.json files write (loadgen_peak copying loadgen_program's, say) is a copy that drifts."""
+    from axq.parameters import repeated_declarations
+    from axq.recipe import all_recipes
+
+    recipes = {r.name: r.parameters for r in all_recipes()}
+    assert repeated_declarations(recipes) == []
+    peak, program = recipes["loadgen_peak"], recipes["loadgen_program"]
+    assert peak["batch_size"].owner == "loadgen_program" and peak["imagenet_dir"].owner == "dataset_imagenet"
+    assert {n for n, p in peak.items() if p.owner == "loadgen_peak"} == {"peak_start_qps", "peak_max_qps",
+                                                                          "peak_tolerance"}
+    assert peak["num_threads"].aliases == program["num_threads"].aliases == ("threads_per_instance",)
+    assert "loadgen_mode" not in peak and "int8" not in (peak["precision"].choices or ())

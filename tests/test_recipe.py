@@ -82,3 +82,73 @@ def test_every_shipped_recipe_loads():
 
     names = {r.name for r in all_recipes()}
     assert {"dataset_digits"} <= names
+
+
+# ----------------------------------------------------------------------------- inherited parameters
+
+BASE = {"version": 1, "producers": [{"tags": ["base"]}], "parameters": {
+    "size": {"type": "int", "default": 8, "min": 1, "description": "samples per call"},
+    "mode": {"type": "str", "default": "a", "choices": ["a", "b", "c"], "description": "the mode"},
+    "dir": {"type": "str", "description": "a folder"},
+}}
+
+
+def _recipes(root, **manifests):
+    """Write recipes side by side under root; return the directory of the last one."""
+    for name, manifest in manifests.items():
+        (root / name).mkdir()
+        (root / name / "recipe.json").write_text(json.dumps(manifest))
+    return root / name
+
+
+def _wrapper(*inherits, parameters=None):
+    return {"version": 1, "producers": [{"tags": ["wrap"]}], "inherits": list(inherits),
+            "parameters": parameters or {}}
+
+
+def test_a_recipe_inherits_declarations_instead_of_copying_them(tmp_path):
+    wrapper = _recipes(tmp_path, base=BASE, wrap=_wrapper(
+        {"recipe": "base", "only": ["size", "mode"], "overrides": {"mode": {"default": None, "choices": ["a", "b"]}}},
+        parameters={"own": {"type": "bool", "default": True, "description": "its own"}}))
+    recipe = read_recipe(wrapper)
+    assert list(recipe.parameters) == ["size", "mode", "own"]  # inherited first, in the base's order
+    base = read_recipe(tmp_path / "base").parameters
+    assert recipe.parameters["size"] == base["size"] and recipe.parameters["size"].owner == "base"
+    mode = recipe.parameters["mode"]
+    assert (mode.default, mode.nullable, mode.choices, mode.description) == (None, True, ("a", "b"), "the mode")
+    assert mode.owner == "base" and recipe.parameters["own"].owner == "wrap"
+    assert recipe.producers[0].defaults == {"size": 8, "mode": None, "own": True}
+
+
+def test_except_takes_the_rest_and_inheritance_is_transitive(tmp_path):
+    middle = {**_wrapper({"recipe": "base", "except": ["dir"]}), "producers": [{"tags": ["middle"]}]}
+    top = _recipes(tmp_path, base=BASE, middle=middle, top=_wrapper({"recipe": "middle", "except": ["mode"]}))
+    assert list(read_recipe(top).parameters) == ["size"]
+    assert read_recipe(top).parameters["size"].owner == "base"
+
+
+@pytest.mark.parametrize(
+    ("inherits", "parameters", "field", "fragment"),
+    [
+        ({"recipe": "nowhere"}, {}, "inherits[0].recipe", "no recipe `nowhere`"),
+        ({"only": ["size"]}, {}, "inherits[0].recipe", "required"),
+        ({"recipe": "base", "only": ["sise"]}, {}, "inherits[0]", "did you mean `size`"),
+        ({"recipe": "base", "only": ["size"], "except": ["dir"]}, {}, "inherits[0]", "not both"),
+        ({"recipe": "base", "only": ["size"], "overrides": {"mode": {"default": "b"}}}, {},
+         "inherits[0].overrides.mode", "not a parameter taken from `base`"),
+        ({"recipe": "base", "overrides": {"size": {"defualt": 2}}}, {}, "inherits[0].overrides.size.defualt",
+         "did you mean `default`"),
+        ({"recipe": "base", "overrides": {"mode": {"default": "d"}}}, {}, "inherits[0].overrides.mode.default",
+         "must be one of a, b, c"),
+        ({"recipe": "base", "only": ["size"]}, {"size": {"type": "int", "description": "again"}}, "parameters.size",
+         "inherited from `base` already"),
+        ({"recipe": "base", "colour": 1}, {}, "inherits[0].colour", "unknown key"),
+        ({"recipe": "wrap"}, {}, "inherits[0].recipe", "inherits from itself: wrap -> wrap"),
+    ],
+)
+def test_bad_inheritance_is_named(tmp_path, inherits, parameters, field, fragment):
+    wrapper = _recipes(tmp_path, base=BASE, wrap=_wrapper(inherits, parameters=parameters))
+    with pytest.raises(ManifestError) as caught:
+        read_recipe(wrapper)
+    assert (caught.value.entry, caught.value.field) == ("wrap", field)
+    assert fragment in str(caught.value)

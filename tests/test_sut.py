@@ -21,7 +21,7 @@ from tests.conftest import REPO
 
 use_libraries()  # axq_mlperf, as recipe code imports it
 
-from axq_mlperf import breakdown  # noqa: E402
+from axq_mlperf import backends, breakdown  # noqa: E402
 from axq_mlperf.config import HarnessConfig  # noqa: E402
 
 sys.path.insert(0, str(REPO / "entries" / "loadgen_program"))
@@ -300,10 +300,9 @@ def test_a_run_without_profile_has_none(collection: Path) -> None:
 
 
 def test_a_valid_offline_run_is_aimed_to_last_600_to_700_seconds() -> None:
-    config = HarnessConfig(scenario="Offline", mode="PerformanceOnly", model_name="small_cnn", user_conf={},
-                           calibrate=("target_qps",), buffer_size=450, batch_size=32, multistreamness=8,
-                           server_max_wait_ms=1, num_threads=None, min_queries=1, baseline_s=0, device="cpu",
-                           precision="fp32", preprocessed="", model="", execution="valid")
+    config = HarnessConfig(user_conf={}, calibrate=("target_qps",), buffer_size=450, min_queries=1, preprocessed="",
+                           model="", backend=backends.Options("pytorch", batch_size=32), loadgen_scenario="Offline",
+                           loadgen_mode="PerformanceOnly", model_name="small_cnn", loadgen_execution="valid")
     timed = 20_000.0
     target = harness.offline_targets(config, timed, harness.VALID_MARGIN)["target_qps"]
     for kept in harness.VALID_KEPT:  # a long run is slower than the 10 s timing test, as measured

@@ -72,7 +72,9 @@ def floor_qps(params: Params) -> int:
 def check_params(params: dict) -> None:
     """Raise ParameterError for search bounds that don't fit together (recipe.json checks each value)."""
     from axq.errors import ParameterError
+    from axq_mlperf import system
 
+    system.require_device_here(params["device"], params["system"])  # before any probe, as a run checks it
     start, cap = params["peak_start_qps"], params["peak_max_qps"]
     if params["loadgen_scenario"] == "Server" and start < floor_qps(params):
         raise ParameterError("peak_start_qps", start, f"is below {floor_qps(params)} QPS, too few queries in a run "

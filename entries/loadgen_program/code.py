@@ -43,7 +43,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from axq.errors import BuildError, ParameterError, did_you_mean
+from axq.errors import ParameterError, did_you_mean
 from axq_mlperf import backends
 from axq_mlperf.explore import explore_plan  # noqa: F401  (the recipe's explore hook)
 from axq_mlperf.resources import cluster_resources  # noqa: F401  (the recipe's "resources" hook)
@@ -112,24 +112,15 @@ def plan(params: Params, refs: dict[str, Entry], dataset_size: int) -> tuple[dic
 
 
 def harness_config(ctx: BuildContext, settings: dict, calibrate: list[str]) -> HarnessConfig:
-    """Return what the child needs: the test's settings and the two dependency entries."""
+    """Return what the child needs: the parameters declared for it, the test's settings, the two dependency entries."""
     from axq_mlperf.config import HarnessConfig
     from axq_mlperf.planning import MIN_QUERIES
 
     params = ctx.params
-    return HarnessConfig(
-        scenario=params["loadgen_scenario"], mode=params["loadgen_mode"], model_name=params["model_name"],
-        user_conf=settings, calibrate=tuple(calibrate),
-        buffer_size=int(settings["performance_sample_count_override"]), batch_size=params["batch_size"],
-        multistreamness=params["loadgen_multistreamness"], server_max_wait_ms=params["server_max_wait_ms"],
-        num_threads=params["num_threads"], min_queries=MIN_QUERIES[params["loadgen_scenario"]],
-        baseline_s=params["harness_baseline_s"], device=params["device"], precision=params["precision"],
-        preprocessed=str(ctx.deps["preprocessed"].path), model=str(runtime_model(ctx).path),
-        framework=params["framework"], compile=params["compile"], memory_format=params["memory_format"],
-        ov_hint=params["ov_hint"], ov_streams=params["ov_streams"], ort_optimization=params["ort_optimization"],
-        num_instances=params["num_instances"], pin_cores=params["pin_cores"], instance_kind=params["instance_kind"],
-        completion=params["sut_completion"],
-        warmup_batches=params["warmup_batches"], profile=params["profile"], execution=params["loadgen_execution"])
+    return HarnessConfig.of(params, user_conf=settings, calibrate=tuple(calibrate),
+                            buffer_size=int(settings["performance_sample_count_override"]),
+                            min_queries=MIN_QUERIES[params["loadgen_scenario"]],
+                            preprocessed=str(ctx.deps["preprocessed"].path), model=str(runtime_model(ctx).path))
 
 
 def runtime_model(ctx: BuildContext) -> Entry:
@@ -147,7 +138,9 @@ def check_params(params: dict) -> None:
         raise ParameterError("device", params["device"], "must be cpu or cuda (or cuda:N)"
                              + did_you_mean(device, DEVICES))
     backends.check(params["framework"], params["device"], params["precision"])
-    check_device_here(params)
+    from axq_mlperf import system
+
+    system.require_device_here(params["device"], params["system"])
     backends.check_knobs(params)
     if params["dataset_name"] == "imagenet":
         from axq_mlperf.classifiers import check_model_name
@@ -155,17 +148,6 @@ def check_params(params: dict) -> None:
         check_model_name(params["model_name"])
     check_compliance(params)
     check_valid_execution(params)
-
-
-def check_device_here(params: dict) -> None:
-    """Raise BuildError (exit 1) for a CUDA run measured on this machine when it has no CUDA device."""
-    if not str(params["device"]).startswith("cuda"):
-        return
-    from axq_mlperf import system
-
-    if system.gpus()[1] == 0 and params["system"] == system.fingerprint():
-        raise BuildError(f"no CUDA device here: device={params['device']} needs an NVIDIA GPU, and this machine "
-                         "shows none (/proc/driver/nvidia/gpus, CUDA_VISIBLE_DEVICES); run with device=cpu")
 
 
 def check_compliance(params: dict) -> None:

@@ -329,12 +329,12 @@ class Sut:
     """
 
     def __init__(self, config: HarnessConfig, images: Any) -> None:
-        self.batch_size, self.completion = config.batch_size, config.completion
-        self.max_wait_s = config.server_max_wait_ms / 1e3 if config.scenario == "Server" else None
+        self.batch_size, self.completion = config.backend.batch_size, config.sut_completion
+        self.max_wait_s = config.server_max_wait_ms / 1e3 if config.loadgen_scenario == "Server" else None
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.buffer_size = config.buffer_size
         options = config.backend_options()
-        threads, cores = instance_cores(config.num_instances, config.num_threads, config.pin_cores)
+        threads, cores = instance_cores(config.num_instances, config.backend.num_threads, config.pin_cores)
         process = config.instance_kind == "process"
         self.instances = [Instance(number, chosen, dataclasses.replace(options, num_threads=threads,
                                                                        pinned=chosen is not None, process=process),
@@ -470,13 +470,13 @@ def calibrate(config: HarnessConfig, sut: Sut) -> dict[str, float]:
     target (1.1 x 600 s x target_qps samples), so it is timed longer, after a longer
     warm-up, and aimed at VALID_MARGIN of the timed speed: the run lasts 600-700 s.
     """
-    scenario, batch = config.scenario, config.batch_size
+    scenario, batch = config.loadgen_scenario, config.backend.batch_size
     sut.on_each(warm_up, batch, config.warmup_batches)
     if not config.calibrate:
         return {}
     if scenarios.is_stream(scenario):
         return stream_targets(config, float(np.median(sut.on_each(time_batches, config.query_size, 0.2))))
-    valid = config.execution == "valid" and scenario == "Offline"
+    valid = config.loadgen_execution == "valid" and scenario == "Offline"
     if valid:
         sut.on_each(time_batches, batch, VALID_WARMUP_S)
     seconds = sut.on_each(time_batches, batch, 0.3)
@@ -561,11 +561,11 @@ def server_targets(config: HarnessConfig, throughput: float, batch_s: float, sin
 def make_settings(config: HarnessConfig) -> Any:
     """Return LoadGen's TestSettings: embedded mlperf.conf, then user.conf, then the mode."""
     settings = lg.TestSettings()
-    status = settings.FromConfig("user.conf", config.model_name, config.scenario)
+    status = settings.FromConfig("user.conf", config.model_name, config.loadgen_scenario)
     if status != 0:
         raise BuildError(f"LoadGen rejected user.conf (status {status}); see the log")
-    settings.scenario = SCENARIOS[config.scenario]
-    settings.mode = MODES[config.mode]
+    settings.scenario = SCENARIOS[config.loadgen_scenario]
+    settings.mode = MODES[config.loadgen_mode]
     return settings
 
 
@@ -640,7 +640,7 @@ def baseline(config: HarnessConfig, sut: Sut) -> list[float]:
     the bare model's in the same process (two processes running the same loop differ by
     tens of percent on a shared machine).
     """
-    seconds = config.baseline_s
+    seconds = config.harness_baseline_s
     if not seconds:
         return []
     return [sum(sut.on_each(bare_rate, sut.batch_size, min(config.buffer_size, sut.buffer_size), seconds))]
@@ -696,7 +696,7 @@ def write_profile(config: HarnessConfig, sut: Sut) -> None:
     directory = Path(PROFILE_DIR)
     directory.mkdir(exist_ok=True)
     count = min(len(sut.instances[0].images), config.buffer_size)
-    size = config.query_size if scenarios.is_stream(config.scenario) else config.batch_size
+    size = config.query_size if scenarios.is_stream(config.loadgen_scenario) else config.backend.batch_size
     files = sut.on_each(profile_instance, directory, count, size)[0]
     Path(PROFILE).write_text(json.dumps(files), encoding="utf-8")
     print(f"harness: profile in {', '.join(files)}", flush=True)
@@ -714,7 +714,7 @@ def profile_instance(instance: Instance, directory: Path, count: int, size: int)
 
 def finish_settings(config: HarnessConfig, calibrated: dict[str, float]) -> Any:
     """Add the calibrated targets to user.conf, check the file, return LoadGen's settings."""
-    conf, model, scenario = Path("user.conf"), config.model_name, config.scenario
+    conf, model, scenario = Path("user.conf"), config.model_name, config.loadgen_scenario
     userconf.append(conf, model, scenario, calibrated)
     userconf.check(conf, model, scenario, {**config.user_conf, **calibrated})
     Path(CALIBRATION).write_text(json.dumps(calibrated), encoding="utf-8")

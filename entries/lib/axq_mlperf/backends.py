@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from axq.errors import BuildError, ParameterError
 
@@ -46,8 +46,14 @@ OV_HINTS = ("LATENCY", "THROUGHPUT")
 
 @dataclass(frozen=True)
 class Options:
-    """How to run a model: the runtime, device, precision and the runtime knobs that matter."""
+    """How to run a model: the runtime, device, precision and the runtime knobs that matter.
 
+    A field named like a loadgen_program parameter declared `"to": "backend"` holds its
+    value (config.HarnessConfig.of copies them), with the declared default; the harness
+    sets the others (SET_BY_CODE) per instance.
+    """
+
+    SET_BY_CODE: ClassVar[frozenset[str]] = frozenset({"batch_sizes", "pinned", "process"})
     framework: str  # a FRAMEWORKS key
     device: str = "cpu"
     precision: str = "fp32"

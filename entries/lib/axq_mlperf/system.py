@@ -147,6 +147,20 @@ def require_here(system: str, here: str | None = None) -> None:
                          "imported (axq import), not measured here")
 
 
+def require_device_here(device: str | None, system: str | None) -> None:
+    """Refuse (BuildError, exit 1) a CUDA run measured on this machine when it has no CUDA device.
+
+    Checked with the parameters, before anything is built; a run whose `system` names
+    another machine is that machine's business (its results come here by import).
+    """
+    if not str(device).startswith("cuda") or gpus()[1] > 0 or (system is not None and system != fingerprint()):
+        return
+    from axq.errors import BuildError
+
+    raise BuildError(f"no CUDA device here: device={device} needs an NVIDIA GPU, and this machine "
+                     "shows none (/proc/driver/nvidia/gpus, CUDA_VISIBLE_DEVICES); run with device=cpu")
+
+
 def _lines(path: str) -> list[str]:
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
