@@ -6,7 +6,7 @@ import io
 import logging
 import re
 import sys
-import time
+import threading
 import warnings
 
 from axq.progress import Reporter
@@ -118,15 +118,25 @@ def test_details_go_to_the_log_and_to_the_screen_only_when_verbose():
     assert quiet.stream.getvalue() == ""
 
 
+class WatchedTerminal(FakeTerminal):
+    """A terminal that sets an event once what was written matches a pattern."""
+
+    def __init__(self, pattern: str) -> None:
+        super().__init__()
+        self.pattern, self.seen = re.compile(pattern), threading.Event()
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if self.pattern.search(self.getvalue()):
+            self.seen.set()
+        return written
+
+
 def test_a_timed_step_shows_elapsed_against_expected_time():
-    terminal = FakeTerminal()
-    moved = re.compile(r"LoadGen Server test: .* 0\.[1-9]/4 s expected")
+    terminal = WatchedTerminal(r"LoadGen Server test: .* 0\.[1-9]/4 s expected")
     with Reporter(stream=terminal).timed("LoadGen Server test", 4.0):
         assert "0.0/4 s expected" in terminal.getvalue()
-        deadline = time.monotonic() + 10
-        while not moved.search(terminal.getvalue()) and time.monotonic() < deadline:
-            time.sleep(0.02)  # polling: the bar moves by itself, 4 times a second
-    assert moved.search(terminal.getvalue())
+        assert terminal.seen.wait(10)  # the bar moves by itself, 4 times a second
     pipe = io.StringIO()
     with Reporter(stream=pipe).timed("LoadGen Server test", 4.0):
         pass
