@@ -127,7 +127,9 @@ def probe_overrides(params: Params, qps: int | None) -> dict[str, Any]:
 
 def prober(ctx: BuildContext) -> Callable[[int | None], Probe]:
     """Return a function that runs (or reuses) one probe at a target QPS and logs it."""
-    query = f"loadgen_output,classified_{ctx.params['dataset_name']}"
+    from axq_mlperf.tasks import run_query
+
+    query = run_query(ctx.params["dataset_name"])
 
     def run(qps: int | None) -> Probe:
         entry = ctx.byquery(query, probe_overrides(ctx.params, qps))

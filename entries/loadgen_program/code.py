@@ -60,8 +60,8 @@ REFERENCE_FIXED = frozenset({"dataset_name", "task", "loadgen_compliance_test", 
 STARTUP_S = 6  # a child's start: Python, torch, LoadGen, loading and timing the model
 VALID_TIMING_S = 20  # a valid Offline run's longer warm-up and timing (harness.VALID_WARMUP_S, VALID_TIMING_S)
 # An accuracy run's pass over the data set, about: seconds per sample, and the whole test split.
-SAMPLE_S = {"digits": 0.002, "fashion_mnist": 0.0005, "imagenet": 0.02}
-FULL_SIZE = {"digits": 450, "fashion_mnist": 10_000, "imagenet": 50_000}
+SAMPLE_S = {"digits": 0.002, "fashion_mnist": 0.0005, "imagenet": 0.02, "digits_detection": 0.002}
+FULL_SIZE = {"digits": 450, "fashion_mnist": 10_000, "imagenet": 50_000, "digits_detection": 500}
 
 
 # ----------------------------------------------------------------------------- build
@@ -69,7 +69,7 @@ FULL_SIZE = {"digits": 450, "fashion_mnist": 10_000, "imagenet": 50_000}
 
 def build(ctx: BuildContext) -> dict:
     """Write user.conf, run the test in a child, read its logs (and verify a compliance run)."""
-    from axq_mlperf import child, config, planning, results, system
+    from axq_mlperf import child, config, planning, results, system, tasks
 
     params = ctx.params
     system.require_here(params["system"])  # another machine's results come by axq import, never measured here
@@ -85,7 +85,8 @@ def build(ctx: BuildContext) -> dict:
     expected_s = planning.expected_test_s(params, settings, len(labels))
     report = child.run_child(ctx, HARNESS, params["loadgen_timeout_s"], config.FILE, measure=measured,
                              expected_s=expected_s)
-    found = results.collect_results(ctx.path, params["loadgen_scenario"], params["loadgen_mode"], labels)
+    found = results.collect_results(ctx.path, params["loadgen_scenario"], params["loadgen_mode"],
+                                    tasks.get(params["task"]), ctx.deps["preprocessed"])
     if report is not None:
         found.update(results.contention(report))
     if refs:
@@ -142,12 +143,23 @@ def check_params(params: dict) -> None:
 
     system.require_device_here(params["device"], params["system"])
     backends.check_knobs(params)
+    check_task(params)
     if params["dataset_name"] == "imagenet":
         from axq_mlperf.classifiers import check_model_name
 
         check_model_name(params["model_name"])
     check_compliance(params)
     check_valid_execution(params)
+
+
+def check_task(params: dict) -> None:
+    """Raise ParameterError for a task the data set is not for (digits are classified, not detected)."""
+    from axq_mlperf.tasks import for_dataset
+
+    wanted = for_dataset(params["dataset_name"])
+    if params["task"] != wanted:
+        raise ParameterError("task", params["task"], f"is not what dataset_name={params['dataset_name']} is for; "
+                             f"it is task={wanted}")
 
 
 def check_compliance(params: dict) -> None:
@@ -185,7 +197,9 @@ def compliance_references(params: dict) -> dict[str, tuple[str, dict]]:
     """Return a compliance run's reference runs: the same parameters, no test, AccuracyOnly and PerformanceOnly."""
     if params["loadgen_compliance_test"] is None:
         return {}
-    query = f"loadgen_output,classified_{params['dataset_name']}"
+    from axq_mlperf.tasks import run_query
+
+    query = run_query(params["dataset_name"])
     same = {k: v for k, v in params.items() if k not in REFERENCE_FIXED}
     return {name: (query, {**same, "loadgen_mode": mode}) for mode, name in REFERENCES.items()}
 

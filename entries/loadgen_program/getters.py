@@ -19,14 +19,32 @@ CHECK_KEYS = ("latency_constraint_met", "min_duration_met", "min_queries_met", "
 
 
 def accuracy(entry: Entry) -> float:
-    """Return top-1 accuracy in percent."""
+    """Return the task's accuracy in percent: a classifier's top-1, a detector's mAP."""
     return float(accuracy_results(entry)["accuracy"])
 
 
-def accuracy_report(entry: Entry) -> str:
-    """Return `accuracy=98.222%, good=442, total=450`."""
+def mAP(entry: Entry) -> float:
+    """Return a detector's mAP@[.5:.95] in percent, as MLPerf's accuracy-coco.py prints it."""
     found = accuracy_results(entry)
+    if "mAP" not in found:
+        raise GetterError("no mAP: this run is not an object detection run; `get accuracy` gives its top-1")
+    return float(found["mAP"])
+
+
+def accuracy_report(entry: Entry) -> str:
+    """Return `accuracy=98.222%, good=442, total=450`, or a detector's `mAP=62.345%, images=500, detections=1402`."""
+    found = accuracy_results(entry)
+    if "mAP" in found:
+        return f"mAP={found['mAP']:.3f}%, images={found['images']}, detections={found['detections']}"
     return f"accuracy={found['accuracy']:.3f}%, good={found['good']}, total={found['total']}"
+
+
+def coco_report(entry: Entry) -> list[str]:
+    """Return a detector's COCOeval summary: its twelve Average Precision and Recall lines."""
+    found = accuracy_results(entry)
+    if "coco_report" not in found:
+        raise GetterError("no COCO report: this run is not an object detection run")
+    return list(found["coco_report"])
 
 
 def performance(entry: Entry) -> float:

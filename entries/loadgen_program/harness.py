@@ -46,7 +46,7 @@ import numpy as np
 
 from axq.entry import Entry
 from axq.errors import BuildError
-from axq_mlperf import backends, breakdown, completion, logs, scenarios, userconf
+from axq_mlperf import backends, breakdown, completion, logs, scenarios, tasks, userconf
 from axq_mlperf.child import report_failure
 from axq_mlperf.config import HarnessConfig
 from axq_mlperf.results import BREAKDOWN, BREAKDOWN_RAW, CALIBRATION, PROFILE, PROFILE_DIR, SUT_STATS
@@ -94,7 +94,7 @@ class Instance:
         self.backend: backends.Backend | None = None
         self.described: dict[str, Any] = {}
         self.records = Records()
-        self.responses = completion.responses(sut.batch_size, sut.completion)
+        self.responses = tasks.get(options.task).responses(sut.batch_size, sut.completion)
         self.slab: Slab | None = None
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self.main, name=f"sut-instance-{number}", daemon=True)
@@ -134,7 +134,7 @@ class Instance:
         return self.backend
 
     def predict(self, indices: Any) -> np.ndarray:
-        """Return the int64 predicted class of each loaded sample index."""
+        """Return the task's answers for these loaded sample indices (a classifier's: int64 classes)."""
         return self.runtime.predict(self.rows[indices])
 
     def next_work(self) -> Batch | Chunk | None:
@@ -181,7 +181,7 @@ class Instance:
     def respond(self, ids: list[int], indices: list[int]) -> None:
         """Predict samples and make their responses, unsent (warm-up and timing)."""
         self.responses.hold(ids)
-        self.responses.put(0, self.predict(indices))
+        self.responses.put(0, self.predict(indices), indices)
 
     def complete(self, batch: Batch) -> None:
         """Answer a batch with one QuerySamplesComplete call."""
@@ -190,7 +190,7 @@ class Instance:
         began = time.perf_counter_ns()
         predictions = self.predict(indices)
         inferred = time.perf_counter_ns()
-        self.responses.put(0, predictions)
+        self.responses.put(0, predictions, indices)
         sent = time.perf_counter_ns()
         self.responses.send(0, len(predictions))
         done = time.perf_counter_ns()
@@ -209,9 +209,10 @@ class Instance:
         responses.hold(block.ids)
         for start in range(0, len(indices), size):
             began = clock()
-            predictions = predict(rows[indices[start:start + size]])
+            chosen = indices[start:start + size]
+            predictions = predict(rows[chosen])
             inferred = clock()
-            responses.put(start, predictions)
+            responses.put(start, predictions, chosen)
             sent = clock()
             responses.send(start, len(predictions))
             done = clock()

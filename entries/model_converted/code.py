@@ -29,7 +29,8 @@ from axq.errors import BuildError, ParameterError
 if TYPE_CHECKING:
     from axq.entry import BuildContext, Entry, Params
 
-SAMPLE_SHAPES = {"digits": (1, 8, 8), "fashion_mnist": (1, 28, 28), "imagenet": (3, 224, 224)}
+SAMPLE_SHAPES = {"digits": (1, 8, 8), "fashion_mnist": (1, 28, 28), "imagenet": (3, 224, 224),
+                 "digits_detection": (1, 64, 64)}
 FILES = {"onnx": "model.onnx", "openvino": "model.xml", "pytorch": "model.pt2"}
 RUNTIMES = {"onnx": "onnxruntime", "openvino": "openvino", "pytorch": "pytorch"}
 CHECK_BATCH = 64
@@ -323,13 +324,17 @@ def load_program(path: Any) -> Any:
 
 
 def accuracy_check(ctx: BuildContext) -> dict:
-    """Classify the check set with the fp32 and the int8 model; raise if int8 keeps too little."""
-    images, labels = ctx.deps["check"].call("load_arrays")
-    runtime, params = RUNTIMES[ctx.params["format"]], ctx.params
-    fp32 = top1(open_model(ctx.deps["fp32"], runtime, "fp32"), images, labels)
-    int8 = top1(open_model(built_model(ctx), runtime, "int8"), images, labels)
+    """Score the check set with the fp32 and the int8 model (the task's metric); raise if int8 keeps too little."""
+    from axq_mlperf import tasks
+
+    check, params = ctx.deps["check"], ctx.params
+    images, labels = check.call("load_arrays")
+    runtime, task = RUNTIMES[params["format"]], tasks.for_dataset(params["dataset_name"])
+    fp32 = accuracy(open_model(ctx.deps["fp32"], runtime, "fp32", task), images, check, task)
+    int8 = accuracy(open_model(built_model(ctx), runtime, "int8", task), images, check, task)
     ratio = int8 / fp32 if fp32 else 1.0
-    ctx.log(f"int8: top-1 {int8:.3f}% against fp32 {fp32:.3f}% on {len(labels)} check images ({ratio:.4f})")
+    metric = "mAP" if task == "object_detection" else "top-1"
+    ctx.log(f"int8: {metric} {int8:.3f}% against fp32 {fp32:.3f}% on {len(labels)} check images ({ratio:.4f})")
     refuse_below_target(ratio, fp32, int8, params["accuracy_target"])
     return {"fp32_accuracy": fp32, "int8_accuracy": int8, "accuracy_ratio": round(ratio, 6),
             "check_size": len(labels), "accuracy_target": params["accuracy_target"]}
@@ -353,16 +358,16 @@ def built_model(ctx: BuildContext) -> Any:
     return Model("int8", file=path)
 
 
-def open_model(entry: Any, runtime: str, precision: str) -> Any:
+def open_model(entry: Any, runtime: str, precision: str, task: str = "image_classification") -> Any:
     """Return a backend of the runtime on the model entry (CPU, the runtime's default threads)."""
     from axq_mlperf.backends import Options, open_backend
 
-    return open_backend(entry, Options(framework=runtime, precision=precision, batch_size=CHECK_BATCH))
+    return open_backend(entry, Options(framework=runtime, precision=precision, batch_size=CHECK_BATCH, task=task))
 
 
-def top1(backend: Any, images: Any, labels: Any) -> float:
-    """Return the backend's top-1 accuracy on the images, in percent."""
-    from axq_mlperf.backends import classify
+def accuracy(backend: Any, images: Any, check: Entry, task: str) -> float:
+    """Return the task's accuracy in percent of the backend's answers for the check set's images."""
+    from axq_mlperf import tasks
+    from axq_mlperf.backends import answer_all
 
-    predicted = classify(backend, images, CHECK_BATCH)
-    return round(100.0 * float((predicted == labels).mean()), 6)
+    return float(tasks.get(task).score_answers(answer_all(backend, images, CHECK_BATCH), check)["accuracy"])

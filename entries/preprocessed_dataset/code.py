@@ -34,8 +34,10 @@ NORMALISE = {  # (mean, std) of the [0, 1] training pixels
     "digits": (0.3053, 0.3760),
     "fashion_mnist": (0.2860, 0.3530),
 }
-SPLITS = {"digits": ("train", "test"), "fashion_mnist": ("train", "test"), "imagenet": ("val",)}
-LEVELS = {"digits": 16, "fashion_mnist": 255, "imagenet": 255}  # stored uint8 levels per unit of [0, 1]
+SPLITS = {"digits": ("train", "test"), "fashion_mnist": ("train", "test"), "imagenet": ("val",),
+          "digits_detection": ("train", "test")}
+LEVELS = {"digits": 16, "fashion_mnist": 255, "imagenet": 255, "digits_detection": 255}  # uint8 levels per unit
+GRAYSCALE = {"digits_detection"}  # detection sets whose images are one channel
 
 
 def build_grayscale(ctx: BuildContext) -> dict:
@@ -89,6 +91,64 @@ def store_pixels(ctx: BuildContext, paths: list[Path], shape: tuple[int, ...]) -
     out.flush()
     del out
     pixels.write_normalisation(ctx.path, LEVELS["imagenet"], ctx.params["image_mean"], ctx.params["image_std"])
+
+
+def build_detection(ctx: BuildContext) -> dict:
+    """Store the first dataset_size images of a COCO folder's split as uint8 pixels, and their annotations.
+
+    The pixels are [0, 1] model inputs (no normalisation); `labels.npy` holds each sample's
+    COCO image id, and annotations/instances_val2017.json the annotations of exactly these
+    images in sample order: what the detection task scores against (axq_mlperf.tasks.detection)
+    and what MLPerf's tools/accuracy-coco.py reads as its --coco-dir.
+    """
+    import numpy as np
+
+    from axq_mlperf import coco, pixels
+
+    name, split = ctx.params["dataset_name"], ctx.params["split"]
+    check_split(name, split)
+    folder = ctx.deps["dataset"].call("coco_folder")
+    data = coco.read(folder, split)
+    count = size_to_use(ctx.params["dataset_size"], len(data["images"]), name, split)
+    data = coco.subset(data, count)
+    paths = coco.image_paths(folder, data, split)
+    stored = np.stack([decoded(path, image, name in GRAYSCALE) for path, image in zip(paths, data["images"],
+                                                                                      strict=True)])
+    np.save(ctx.path / pixels.IMAGES, stored)
+    pixels.write_normalisation(ctx.path, LEVELS[name], [0.0] * stored.shape[1], [1.0] * stored.shape[1])
+    np.save(ctx.path / "labels.npy", np.array([image["id"] for image in data["images"]], dtype=np.int64))
+    coco.write(ctx.path, data, "val")
+    ctx.log(f"{name} {split}: {count} images, shape {stored.shape}, {len(data['annotations'])} boxes, stored as uint8")
+    return {"count": count, "boxes": len(data["annotations"])}
+
+
+def decoded(path: Path, image: dict, grayscale: bool) -> Any:
+    """Return one image's uint8 pixels, C x H x W, checked against the size its annotation gives."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    from axq.errors import BuildError
+
+    try:
+        with Image.open(path) as opened:
+            pixels = np.asarray(opened.convert("L" if grayscale else "RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as error:
+        raise BuildError(f"{path}: not an image that decodes ({error})") from None
+    if pixels.shape[:2] != (image["height"], image["width"]):
+        raise BuildError(f"{path} is {pixels.shape[1]}x{pixels.shape[0]} pixels; its annotation says "
+                         f"{image['width']}x{image['height']}")
+    return pixels[None] if grayscale else pixels.transpose(2, 0, 1)
+
+
+def load_detection(entry: Any) -> tuple[Any, list[Any]]:
+    """Return (images as float32 N x C x H x W in [0, 1], per image its boxes: n x 5 [x, y, w, h, category_id])."""
+    import numpy as np
+
+    from axq_mlperf import coco, pixels
+
+    data = coco.read(entry.path, "val")
+    boxes = [np.asarray(rows, dtype=np.float32).reshape(-1, 5) for rows in coco.boxes_by_image(data)]
+    return np.asarray(pixels.open_images(entry.path)), boxes
 
 
 def describe(params: Params) -> str:

@@ -1,8 +1,9 @@
-"""Run an image classifier behind one seam, whatever the runtime: PyTorch, ONNX Runtime, OpenVINO.
+"""Run a model behind one seam, whatever the runtime: PyTorch, ONNX Runtime, OpenVINO.
 
 A backend loads a model entry, holds the samples the SUT has loaded as its runtime takes
-them (`hold`), returns the predicted class of each sample of a batch (`predict`, int64)
-and says what it really runs (`precision`, `describe()`): the LoadGen harness, the
+them (`hold`), returns the task's answers for each sample of a batch (`predict`: the
+runtime's output decoded by the run's task, axq_mlperf.tasks: an image classifier's int64
+class, a detector's boxes) and says what it really runs (`precision`, `describe()`): the LoadGen harness, the
 quantization recipe's accuracy check and the benchmarks use it alike and never ask which
 runtime they have (`open_backend` picks it from `Options.framework`).
 
@@ -67,6 +68,7 @@ class Options:
     ov_hint: str | None = None  # OpenVINO PERFORMANCE_HINT; None: LATENCY
     ov_streams: int | None = None  # OpenVINO NUM_STREAMS; None: the hint's choice
     ort_optimization: str = "all"  # ONNX Runtime graph optimisation level (ORT_LEVELS)
+    task: str = "image_classification"  # what the model's output means (axq_mlperf.tasks): how predict decodes it
 
     @property
     def runtime(self) -> str:
@@ -105,7 +107,7 @@ class Backend(Protocol):
         """Keep these samples (N x C x H x W float32) ready to batch, replacing any held."""
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
-        """Return the int64 predicted class of each held sample in rows."""
+        """Return the task's answers for the held samples in rows (a classifier's: int64 classes)."""
 
     def describe(self) -> dict[str, Any]:
         """Return the runtime, precision and knobs really in use (for the run's records)."""
@@ -196,8 +198,8 @@ def open_backend(model: Entry | Model, options: Options) -> Backend:
     return OPENERS[options.runtime](model if isinstance(model, Model) else Model.of(model), options)
 
 
-def classify(backend: Backend, images: Any, batch_size: int) -> np.ndarray:
-    """Return the predicted class of every image, batch by batch (held all at once)."""
+def answer_all(backend: Backend, images: Any, batch_size: int) -> np.ndarray:
+    """Return the answers for every image (a classifier's: its class), batch by batch (held all at once)."""
     import numpy as np
 
     backend.hold(np.ascontiguousarray(images, dtype=np.float32))
@@ -214,11 +216,11 @@ def bucket_sizes(batch_size: int) -> tuple[int, ...]:
     return tuple(sorted(sizes))
 
 
-def argmax(logits: Any) -> np.ndarray:
-    """Return the int64 class of each row of a logits array."""
-    import numpy as np
+def decoder(options: Options) -> Callable[[Any], np.ndarray]:
+    """Return how the run's task turns the runtime's first output (a numpy array) into answers."""
+    from axq_mlperf import tasks
 
-    return np.asarray(logits).argmax(1).astype(np.int64)
+    return tasks.get(options.task).decode
 
 
 # ----------------------------------------------------------------------------- PyTorch
@@ -230,7 +232,7 @@ class TorchBackend:
     def __init__(self, model: Model, options: Options) -> None:
         import torch
 
-        self.options, self.precision = options, options.precision
+        self.options, self.precision, self.decode = options, options.precision, decoder(options)
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(options.precision, torch.float32)
         self.channels_last = (options.memory_format or default_memory_format(options.device)) == "channels_last"
         if options.num_threads is not None:
@@ -278,7 +280,7 @@ class TorchBackend:
             self.predict(np.zeros(size, dtype=np.int64))
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
-        """Return the class of each held sample in rows (padded to a compiled size if compiled)."""
+        """Return the answers for the held samples in rows (padded to a compiled size if compiled)."""
         import torch
 
         count = len(rows)
@@ -290,8 +292,8 @@ class TorchBackend:
                 batch = self.padded(batch, count)
             if self.channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
-            logits = self.model(batch)[:count]
-        return logits.argmax(1).to("cpu", torch.int64).numpy()
+            output = self.model(batch)[:count]
+        return self.decode(output.to("cpu", torch.float32).numpy())
 
     def padded(self, batch: Any, count: int) -> Any:
         """Return the batch padded with zeros to the smallest compiled size that holds it."""
@@ -355,7 +357,7 @@ class OnnxRuntimeBackend:
     def __init__(self, model: Model, options: Options) -> None:
         import onnxruntime as ort
 
-        self.options, self.precision = options, model.precision
+        self.options, self.precision, self.decode = options, model.precision, decoder(options)
         providers = ["CUDAExecutionProvider"] if options.device_kind == "cuda" else ["CPUExecutionProvider"]
         if providers[0] not in ort.get_available_providers():
             raise BuildError(f"onnxruntime here has no {providers[0]} (it has "
@@ -372,8 +374,8 @@ class OnnxRuntimeBackend:
         self.data = np.ascontiguousarray(images, dtype=np.float32)
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
-        """Return the class of each held sample in rows."""
-        return argmax(self.session.run(None, {self.input: self.data[rows]})[0])
+        """Return the answers for the held samples in rows."""
+        return self.decode(self.session.run(None, {self.input: self.data[rows]})[0])
 
     def profile(self, batches: list[np.ndarray], directory: Path) -> list[Path]:
         """Profile the batches in a second session with ONNX Runtime's profiling on (its JSON trace).
@@ -424,7 +426,7 @@ class OpenVinoBackend:
     def __init__(self, model: Model, options: Options) -> None:
         import openvino as ov
 
-        self.options, self.file = options, str(model.file)
+        self.options, self.file, self.decode = options, str(model.file), decoder(options)
         self.compiled = ov.Core().compile_model(self.file, "CPU", ov_config(options))
         self.precision = self.checked_precision(model.precision)
         self.streams = int(self.compiled.get_property("NUM_STREAMS"))
@@ -449,18 +451,18 @@ class OpenVinoBackend:
         self.data = np.ascontiguousarray(images, dtype=np.float32)
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
-        """Return the class of each held sample in rows, a part per stream run at once."""
+        """Return the answers for the held samples in rows, a part per stream run at once."""
         import numpy as np
 
         batch = self.data[rows]
         if self.streams == 1 or len(rows) < self.streams:
-            return argmax(self.requests[0].infer({0: batch})[0])
+            return self.decode(self.requests[0].infer({0: batch})[0])
         parts = np.array_split(batch, self.streams)
         for request, part in zip(self.requests, parts, strict=True):
             request.start_async({0: part})
         for request in self.requests:
             request.wait()
-        return np.concatenate([argmax(request.get_output_tensor(0).data) for request in self.requests])
+        return np.concatenate([self.decode(request.get_output_tensor(0).data) for request in self.requests])
 
     def profile(self, batches: list[np.ndarray], directory: Path) -> list[Path]:
         """Profile the batches in a model compiled with PERF_COUNT: per-layer counters, summed, costliest first."""

@@ -14,12 +14,17 @@ batch's ids are one array assignment. Where the module lacks the symbol (a strip
 build, another platform, a struct of unknown layout), `ObjectResponses` uses the binding,
 and the run records which one answered and why (`get sut`: completion).
 
-Both keep one instance's responses for every batch: response i always points at slot i
-of the instance's int64 output buffer. An instance holds the ids of what it answers next
-(a batch, or an Offline block of many batches: its ids written once), puts each batch's
-predictions into their slots and sends that run of responses. LoadGen copies what it keeps
+Both keep one instance's responses for every batch: for a task whose answer is one int64
+(classification), response i always points at slot i of the instance's output buffer. An
+instance holds the ids of what it answers next (a batch, or an Offline block of many
+batches: its ids written once), puts each batch's predictions into their slots and sends
+that run of responses. LoadGen copies what it keeps
 (the ids, and the data it logs) before QuerySamplesComplete returns, and an instance sends
 one batch at a time, so both can be reused at once.
+
+A task whose responses differ in size from sample to sample (detection's boxes; BERT's and
+the LLMs' tokens next) wraps either kind in `SizedResponses`: each batch's answers are
+encoded into one array by the task, and the responses are pointed into it (`point`).
 """
 
 from __future__ import annotations
@@ -52,15 +57,20 @@ class Responses(Protocol):
     def hold(self, ids: Any) -> None:
         """Make responses 0 .. len(ids) - 1 carry these sample ids (a list, or an array)."""
 
-    def put(self, start: int, predictions: np.ndarray) -> None:
-        """Point responses start .. start + len(predictions) - 1 at these predictions (int64 classes)."""
+    def put(self, start: int, predictions: np.ndarray, indices: Any) -> None:
+        """Point responses start .. start + len(predictions) - 1 at these answers (of the samples at indices)."""
 
     def send(self, start: int, count: int) -> None:
         """Complete responses start .. start + count - 1 with one QuerySamplesComplete call."""
 
 
 def responses(size: int, kind: str) -> Responses:
-    """Return responses for batches of up to size samples: the C entry point (auto, where found), else the binding."""
+    """Return int64 responses for batches of up to size samples (see `carrier`)."""
+    return carrier(size, kind)
+
+
+def carrier(size: int, kind: str) -> ArrayResponses | ObjectResponses:
+    """Return the responses that reach LoadGen: its C entry point on an array (auto, where found), else the binding."""
     if kind == "auto" and c_entry()[0] is not None:
         return ArrayResponses(size)
     return ObjectResponses(size)
@@ -79,8 +89,8 @@ class Slots:
 
     buffer: np.ndarray
 
-    def put(self, start: int, predictions: np.ndarray) -> None:
-        """Write the predictions into their responses' slots."""
+    def put(self, start: int, predictions: np.ndarray, indices: Any = None) -> None:
+        """Write the predictions (int64 classes) into their responses' slots."""
         self.buffer[start:start + len(predictions)] = predictions
 
 
@@ -106,6 +116,12 @@ class ArrayResponses(Slots):
         if count > len(self.array):
             self.grow(count)
         self.ids[:count] = ids
+
+    def point(self, start: int, addresses: np.ndarray, sizes: np.ndarray) -> None:
+        """Point responses start .. at data of these addresses and sizes in bytes (instead of their slots)."""
+        end = start + len(sizes)
+        self.array["data"][start:end] = addresses
+        self.array["size"][start:end] = sizes
 
     def send(self, start: int, count: int) -> None:
         """Complete a run of responses: LoadGen's C function on that part of the array."""
@@ -133,9 +149,41 @@ class ObjectResponses(Slots):
         for slot, sample in zip(self.slots, ids, strict=False):
             slot.id = sample
 
+    def point(self, start: int, addresses: np.ndarray, sizes: np.ndarray) -> None:
+        """Point responses start .. at data of these addresses and sizes in bytes (instead of their slots)."""
+        for slot, address, size in zip(self.slots[start:], addresses.tolist(), sizes.tolist(), strict=False):
+            slot.data, slot.size = address, size
+
     def send(self, start: int, count: int) -> None:
         """Complete a run of responses through the binding."""
         lg.QuerySamplesComplete(self.slots[start:start + count])
+
+
+class SizedResponses:
+    """Responses of any size per sample: the task encodes a batch's answers into one array, each points into it.
+
+    `encode(answers, indices)` returns (data, byte offset of each sample's part, its size in
+    bytes); the data is kept until the next batch's, past the QuerySamplesComplete call,
+    during which LoadGen copies what it keeps.
+    """
+
+    def __init__(self, carrier: ArrayResponses | ObjectResponses, encode: Any) -> None:
+        self.carrier, self.encode = carrier, encode
+        self.data: np.ndarray = np.empty(0, dtype=np.uint8)
+
+    def hold(self, ids: Any) -> None:
+        """Make the first responses carry these sample ids."""
+        self.carrier.hold(ids)
+
+    def put(self, start: int, answers: np.ndarray, indices: Any) -> None:
+        """Encode the answers of the samples at indices and point their responses at them."""
+        self.data, offsets, sizes = self.encode(answers, indices)
+        self.carrier.point(start, self.data.ctypes.data + np.asarray(offsets, dtype=np.uint64),
+                           np.asarray(sizes, dtype=np.uint64))
+
+    def send(self, start: int, count: int) -> None:
+        """Complete a run of responses."""
+        self.carrier.send(start, count)
 
 
 def response_dtype() -> np.dtype:

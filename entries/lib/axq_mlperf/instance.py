@@ -3,7 +3,7 @@
 Started by axq_mlperf.remote.RemoteBackend in the SUT's process, which holds the other end
 of the socket and speaks the frames defined there (an 8-byte verb, then the body). The first
 frame opens the backend (axq_mlperf.backends) on a model entry; then `predict` frames get
-int64 classes back and the rest are calls (`hold`, `profile`). The process ends when the
+the answers back (remote.pack) and the rest are calls (`hold`, `profile`). The process ends when the
 socket closes.
 
     python -m axq_mlperf.instance FD
@@ -23,7 +23,7 @@ import numpy as np
 from axq.entry import Entry
 from axq.errors import AxqError
 from axq_mlperf import backends
-from axq_mlperf.remote import ERROR, OK, PREDICT
+from axq_mlperf.remote import ERROR, OK, PREDICT, pack
 
 
 def serve(conn: Connection) -> None:
@@ -37,7 +37,7 @@ def serve(conn: Connection) -> None:
         try:
             if message[:8] == PREDICT:
                 rows = np.frombuffer(message[8:], dtype=np.int64)
-                reply = OK + np.asarray(backend.predict(rows), dtype=np.int64).tobytes()
+                reply = OK + pack(backend.predict(rows))
             else:
                 name, args = pickle.loads(message[8:])
                 if name == "open":

@@ -7,13 +7,14 @@ started from the instance's thread so that it inherits that thread's cores, and 
 instance thread drives it through `RemoteBackend` (what backends.open_backend returns
 with Options.process), which has the Backend interface: the SUT, calibration, bare-loop
 baselines and profiles work unchanged. LoadGen stays in the SUT's process (its responses
-must come from there); only batch rows go out and int64 classes come back. This module is
+must come from there); only batch rows go out and the task's answers come back (`pack`). This module is
 the SUT's side and the wire format; the instance's side is axq_mlperf.instance (which
 imports backends: backends imports this module).
 
 The held samples travel through shared memory: an .npy file on /dev/shm (tmpfs) that the
 instance maps and copies, then the SUT deletes. Messages are one frame each: an 8-byte
-verb, then the body (raw int64 rows for `predict`, a pickle for the rest). The instance
+verb, then the body (raw int64 rows for `predict` and answers as `pack` writes them, a
+pickle for the rest). The instance
 ends when its socket closes, so it never outlives the SUT's process, even one that ends
 with os._exit.
 
@@ -96,8 +97,8 @@ class RemoteBackend:
             self.call("hold", file.name)
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
-        """Return the int64 classes of held rows."""
-        return np.frombuffer(self.exchange(PREDICT + np.asarray(rows, dtype=np.int64).tobytes()), dtype=np.int64)
+        """Return the task's answers for held rows."""
+        return unpack(self.exchange(PREDICT + np.asarray(rows, dtype=np.int64).tobytes()))
 
     def describe(self) -> dict[str, Any]:
         """Return what the instance runs, and its process id."""
@@ -111,3 +112,18 @@ class RemoteBackend:
         """End the instance process (it ends when its socket closes) and wait for it."""
         self.conn.close()
         self.process.wait(timeout=60)
+
+
+def pack(answers: np.ndarray) -> bytes:
+    """Return an answers array as bytes: its dtype (8 bytes), its number of dimensions, its shape, its data."""
+    answers = np.ascontiguousarray(answers)
+    header = answers.dtype.str.encode().ljust(8) + np.asarray([answers.ndim, *answers.shape], dtype=np.int64).tobytes()
+    return header + answers.tobytes()
+
+
+def unpack(message: bytes) -> np.ndarray:
+    """Return the answers array `pack` wrote."""
+    dtype = np.dtype(message[:8].strip().decode())
+    ndim = int(np.frombuffer(message, dtype=np.int64, count=1, offset=8)[0])
+    shape = tuple(np.frombuffer(message, dtype=np.int64, count=ndim, offset=16).tolist())
+    return np.frombuffer(message, dtype=dtype, offset=16 + 8 * ndim).reshape(shape)

@@ -3,18 +3,22 @@
 A performance run also records its measurement report (axq.measure): whether the machine
 was contended, and the share of its CPU time other processes used (`contention`).
 
-The accuracy of a classifier run is decoded from mlperf_log_accuracy.json, where each
-response is the predicted class as a little-endian int64.
+An accuracy run's mlperf_log_accuracy.json is scored by the run's task
+(axq_mlperf.tasks: a classifier's top-1, a detector's COCO mAP).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from axq_mlperf import logs
 from axq_mlperf.scenarios import CHECKS, HEADLINES
+
+if TYPE_CHECKING:
+    from axq.entry import Entry
+    from axq_mlperf.tasks import Task
 
 CALIBRATION, SUT_STATS = "calibration.json", "sut_stats.json"
 # The latency breakdown (axq_mlperf.breakdown): its summary, and the raw times it came from.
@@ -23,8 +27,8 @@ BREAKDOWN, BREAKDOWN_RAW = "latency_breakdown.json", "latency_breakdown.npz"
 PROFILE, PROFILE_DIR = "profile.json", "profile"
 
 
-def collect_results(path: Path, scenario: str, mode: str, labels: Any) -> dict:
-    """Return the results of a finished test: summary, validity, headline or accuracy, SUT statistics."""
+def collect_results(path: Path, scenario: str, mode: str, task: Task, dataset: Entry) -> dict:
+    """Return the results of a finished test: summary, validity, headline or the task's accuracy, SUT statistics."""
     text = (Path(path) / logs.SUMMARY).read_text(encoding="utf-8")
     summary = logs.parse_summary(text)
     sut = sut_stats(path)
@@ -33,7 +37,8 @@ def collect_results(path: Path, scenario: str, mode: str, labels: Any) -> dict:
     results.update(run_counts(path))
     results.update(validity(summary, mode, logs.invalid_reasons(text), results))
     if mode == "AccuracyOnly":
-        results.update(score(Path(path) / logs.ACCURACY, labels))
+        results.update(task.score(Path(path) / logs.ACCURACY, dataset))
+        results["accuracy_line"] = task.result_line(results)
     else:
         results.update(headline(summary, scenario))
         if "bare_samples_per_s" in sut and scenario in ("Offline", "Server"):
@@ -73,8 +78,8 @@ def sut_stats(path: Path) -> dict:
 
 def result_line(found: dict) -> str:
     """Return a finished run's result on one line: headline with unit, VALID/INVALID and why, LoadGen's warnings."""
-    if "accuracy" in found:
-        line = f"result: accuracy {found['accuracy']:.3f}% ({found['good']} of {found['total']} samples)"
+    if "accuracy_line" in found:
+        line = f"result: {found['accuracy_line']}"
     else:
         line = (f"result: {found.get('performance')} {found.get('unit')} "
                 f"({found['scenario']}: {found.get('metric')})")
@@ -159,17 +164,3 @@ def headline(summary: dict, scenario: str) -> dict:
     found = {"metric": metric, "performance": summary.get(metric), "unit": unit}
     found.update({key: summary[field] == "Yes" for key, field in CHECKS.items() if field in summary})
     return found
-
-
-def predictions(log: Path) -> dict[int, int]:
-    """Return {sample index: predicted class} from an accuracy log of int64 responses."""
-    records = json.loads(Path(log).read_text(encoding="utf-8"))
-    return {r["qsl_idx"]: int.from_bytes(bytes.fromhex(r["data"]), "little", signed=True) for r in records}
-
-
-def score(log: Path, labels: Any) -> dict:
-    """Return accuracy in percent, good and total from the accuracy log's predicted classes."""
-    predicted = predictions(log)
-    good = sum(1 for index, label in predicted.items() if int(labels[index]) == label)
-    total = len(predicted)
-    return {"accuracy": round(100.0 * good / total, 6) if total else 0.0, "good": good, "total": total}
