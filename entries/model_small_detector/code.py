@@ -88,7 +88,8 @@ def decode(heat: Any, geometry: Any, height: int, width: int) -> Any:
     picked = geometry.flatten(2).gather(2, cell.unsqueeze(1).expand(-1, 4, -1))
     centre_x = ((cell % cells_x).to(heat.dtype) + picked[:, 0]) * (width / cells_x)
     centre_y = ((cell // cells_x).to(heat.dtype) + picked[:, 1]) * (height / cells_y)
-    half_w, half_h = picked[:, 2] * (width / cells_x / 2), picked[:, 3] * (height / cells_y / 2)
+    size = picked[:, 2:].clamp(min=0)
+    half_w, half_h = size[:, 0] * (width / cells_x / 2), size[:, 1] * (height / cells_y / 2)
     corners = torch.stack([(centre_y - half_h) / height, (centre_x - half_w) / width,
                            (centre_y + half_h) / height, (centre_x + half_w) / width], dim=2)
     return torch.cat([corners.clamp(0, 1), scores.unsqueeze(2), (category + 1).to(heat.dtype).unsqueeze(2)], dim=2)
