@@ -158,10 +158,11 @@ def run_onnxruntime(path: Path, x: np.ndarray) -> np.ndarray:
 
 
 def run_openvino(path: Path, x: np.ndarray) -> np.ndarray:
-    """Return the ONNX model's output compiled by OpenVINO for the CPU in f32."""
+    """Return the ONNX model's output converted (as model_converted does) and compiled by OpenVINO, CPU f32."""
     import openvino
 
-    compiled = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    model = openvino.convert_model(str(path))
+    compiled = openvino.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     return compiled(x)[0]
 
 
