@@ -6,9 +6,14 @@ test canvases from the test digits. The model is `entries/model_small_detector`'
 by its `train` with the recipe.json defaults (any of them changed with `--set name=value`),
 on `--threads` torch threads. The mAP@[.5:.95] is pycocotools' COCOeval bbox stats[0] on
 the test canvases; a randomly initialised detector is scored too (it should score about 0).
-Run it alone: the wall time is a measurement.
+Run it alone: the wall time is a measurement (two torch threads slow down several times
+when another process holds a core).
 
     .venv/bin/python benchmarks/train_detector.py [--train 2000] [--test 500] [--set epochs=1]
+
+Measured on the two-core development machine (2,000 training canvases, 500 test canvases):
+8 epochs (the default) mAP 0.844 (seed 1: 0.838), 12 epochs 0.869 in 67 s (5.6 s per
+epoch), 1 epoch 0.314; 1,000 canvases, 8 epochs: 0.761; random weights 0.000.
 """
 
 from __future__ import annotations
