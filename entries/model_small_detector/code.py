@@ -22,6 +22,8 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from axq.entry import BuildContext
 
 NUM_CLASSES = 10
@@ -48,7 +50,9 @@ def network_class() -> type:
             self.backbone = nn.Sequential(*backbone_layers(nn))
             self.heatmap = nn.Conv2d(WIDTH, NUM_CLASSES, 1)
             self.geometry = nn.Conv2d(WIDTH, 4, 1)
-            nn.init.constant_(self.heatmap.bias, -math.log((1 - PRIOR) / PRIOR))
+            bias = self.heatmap.bias
+            assert bias is not None, "a Conv2d has a bias unless told bias=False"
+            nn.init.constant_(bias, -math.log((1 - PRIOR) / PRIOR))
 
         def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             """Return the heatmap logits (N x 10 x h x w) and geometry (N x 4 x h x w: dx, dy, w, h)."""
@@ -163,7 +167,7 @@ def build(ctx: BuildContext) -> dict:
     return {"final_loss": round(loss, 6)}
 
 
-def train(images: Any, boxes: list[Any], params: dict, ctx: Any = None) -> tuple[Any, float]:
+def train(images: Any, boxes: list[Any], params: Mapping[str, Any], ctx: Any = None) -> tuple[Any, float]:
     """Return the detector trained on (images, boxes) as params say, and its last epoch's mean loss.
 
     `ctx` (a BuildContext, optional) gets a log line and a progress step per epoch.

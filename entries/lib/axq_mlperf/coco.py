@@ -79,7 +79,12 @@ def image_paths(folder: Path, data: dict[str, Any], split: str = "val") -> list[
 
 def subset(data: dict[str, Any], count: int) -> dict[str, Any]:
     """Return the annotation file cut to its first count images (in order) and their annotations."""
-    images = data["images"][:count]
+    return pick(data, list(range(min(count, len(data["images"])))))
+
+
+def pick(data: dict[str, Any], indices: list[int]) -> dict[str, Any]:
+    """Return the annotation file cut to the images at these positions (in that order) and their annotations."""
+    images = [data["images"][i] for i in indices]
     kept = {image["id"] for image in images}
     return {**data, "images": images,
             "annotations": [a for a in data["annotations"] if a["image_id"] in kept]}
