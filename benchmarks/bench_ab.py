@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--before", help="the commit to compare this checkout with")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--only", default="", help="run only configurations whose label contains this")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -98,9 +99,10 @@ def main() -> None:
 
 def compare(args: Any, root: Path, sides: dict[str, Path]) -> None:
     """Run every configuration on both sides once per round; print the table."""
-    inputs = imagenet_inputs(root / "inputs")
+    inputs = imagenet_inputs(root / "inputs") if args.only in RESNET[0] else ""
     configs = [(RESNET[0], f"{RESNET[1]},{inputs},loadgen_duration_s={args.seconds},harness_baseline_s={args.seconds}"),
                (DIGITS[0], f"{DIGITS[1]},loadgen_duration_s={args.seconds}")]
+    configs = [config for config in configs if args.only in config[0]]
     found: dict[tuple[str, str], list[dict]] = {}
     for number in range(args.rounds):
         order = list(sides) if number % 2 == 0 else list(reversed(sides))

@@ -187,3 +187,33 @@ def test_an_image_that_does_not_decode_is_named(collection: Path) -> None:
             axq.byquery("dataset,preprocessed,digits_detection,split=test,dataset_size=5", reporter=QUIET)
     finally:
         spoiled.write_bytes(kept)
+
+
+# ----------------------------------------------------------------------------- the README's lines
+
+
+def readme_lines() -> list[tuple[str, str]]:
+    """Return the `$ axq byquery ...` lines of the README's "Object detection" section and the output shown."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Object detection\n", 1)[1].split("\n## ", 1)[0]
+    lines = section.splitlines()
+    return [(line.strip()[2:], lines[number + 1].strip()) for number, line in enumerate(lines)
+            if line.strip().startswith("$ axq byquery ")]
+
+
+def test_the_readme_shows_detection_lines() -> None:
+    assert len(readme_lines()) >= 5
+
+
+@pytest.mark.parametrize(("line", "shown"), readme_lines())
+def test_readme_detection_line_prints_what_it_shows(collection: Path, line: str, shown: str) -> None:
+    words = line.split()[1:]  # without `axq`
+    result = axq_cli(*words)
+    assert result.returncode == 0, result.stderr
+    out, getter = result.stdout.strip(), words[-1]
+    if getter == "mAP":  # the same seeded recipe: the same mAP here, within what another CPU's arithmetic moves
+        assert float(out) >= ENOUGH and float(out) == pytest.approx(float(shown), abs=5)
+    elif getter == "accuracy_report":
+        assert out.startswith("mAP=") and out.split(",")[1:2] == shown.split(",")[1:2]  # `images=500`
+    else:
+        assert getter == "performance" and float(out) > 0

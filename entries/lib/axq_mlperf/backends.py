@@ -216,8 +216,8 @@ def bucket_sizes(batch_size: int) -> tuple[int, ...]:
     return tuple(sorted(sizes))
 
 
-def decoder(options: Options) -> Callable[[Any], np.ndarray]:
-    """Return how the run's task turns the runtime's first output (a numpy array) into answers."""
+def decoder(options: Options) -> Callable[[Any], Any]:
+    """Return how the run's task turns the runtime's first output (a numpy array, or a torch tensor) into answers."""
     from axq_mlperf import tasks
 
     return tasks.get(options.task).decode
@@ -292,8 +292,8 @@ class TorchBackend:
                 batch = self.padded(batch, count)
             if self.channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
-            output = self.model(batch)[:count]
-        return self.decode(output.to("cpu", torch.float32).numpy())
+            answers = self.decode(self.model(batch)[:count])  # a task decodes torch's tensors as numpy's arrays
+        return (answers.float() if answers.is_floating_point() else answers).cpu().numpy()
 
     def padded(self, batch: Any, count: int) -> Any:
         """Return the batch padded with zeros to the smallest compiled size that holds it."""

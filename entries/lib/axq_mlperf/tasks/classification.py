@@ -23,8 +23,8 @@ class Classification:
     name = "image_classification"
 
     def decode(self, output: np.ndarray) -> np.ndarray:
-        """Return the int64 class of each row of the logits."""
-        return output.argmax(1).astype("int64", copy=False)
+        """Return the int64 class of each row of the logits (numpy's or torch's: both argmax to int64 here)."""
+        return output.argmax(1)
 
     def responses(self, size: int, kind: str) -> Responses:
         """Return fixed-width responses: each points at its own int64 slot."""
