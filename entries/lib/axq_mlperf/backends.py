@@ -293,7 +293,7 @@ class TorchBackend:
             if self.channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             answers = self.decode(self.model(batch)[:count])  # a task decodes torch's tensors as numpy's arrays
-        return (answers.float() if answers.is_floating_point() else answers).cpu().numpy()
+            return answers.to("cpu", torch.float32 if answers.is_floating_point() else answers.dtype).numpy()
 
     def padded(self, batch: Any, count: int) -> Any:
         """Return the batch padded with zeros to the smallest compiled size that holds it."""
