@@ -86,7 +86,8 @@ def build(ctx: BuildContext) -> dict:
     report = child.run_child(ctx, HARNESS, params["loadgen_timeout_s"], config.FILE, measure=measured,
                              expected_s=expected_s)
     found = results.collect_results(ctx.path, params["loadgen_scenario"], params["loadgen_mode"],
-                                    tasks.get(params["task"]), ctx.deps["preprocessed"])
+                                    tasks.get(params.get("task") or tasks.for_dataset(params["dataset_name"])),
+                                    ctx.deps["preprocessed"])
     if report is not None:
         found.update(results.contention(report))
     if refs:
@@ -157,7 +158,7 @@ def check_task(params: dict) -> None:
     from axq_mlperf.tasks import for_dataset
 
     wanted = for_dataset(params["dataset_name"])
-    if params["task"] != wanted:
+    if params.get("task", wanted) != wanted:
         raise ParameterError("task", params["task"], f"is not what dataset_name={params['dataset_name']} is for; "
                              f"it is task={wanted}")
 

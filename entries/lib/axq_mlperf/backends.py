@@ -54,7 +54,7 @@ class Options:
     sets the others (SET_BY_CODE) per instance.
     """
 
-    SET_BY_CODE: ClassVar[frozenset[str]] = frozenset({"batch_sizes", "pinned", "process"})
+    SET_BY_CODE: ClassVar[frozenset[str]] = frozenset({"batch_sizes", "pinned", "process", "task"})
     framework: str  # a FRAMEWORKS key
     device: str = "cpu"
     precision: str = "fp32"

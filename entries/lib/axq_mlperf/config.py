@@ -59,8 +59,10 @@ class HarnessConfig:
     def of(cls, params: Mapping[str, Any], **computed: Any) -> HarnessConfig:
         """Return the configuration of a run: its parameters that are fields here or of `backend`, and the rest."""
         from axq_mlperf.backends import Options
+        from axq_mlperf.tasks import for_dataset
 
-        backend = Options(**{name: params[name] for name in parameter_fields(Options)})
+        task = params.get("task") or for_dataset(params["dataset_name"])  # rules that don't name it: the data set's
+        backend = Options(**{name: params[name] for name in parameter_fields(Options)}, task=task)
         return cls(**{name: params[name] for name in parameter_fields(cls)}, backend=backend, **computed)
 
     def write(self, directory: Path) -> Path:

@@ -6,7 +6,8 @@ breakdown, warm starts, submission, compliance and `axq explore`, is the same fo
 task and never asks which one it has. A task:
 
 - `decode(output)`: the runtime's first output for a batch (a numpy array, or PyTorch's
-  tensor, on its device: one row per sample) as the task's answers for it, of the same kind (classification: the int64 class
+  tensor, on its device: one row per sample) as the task's answers for it, of the same kind
+  (classification: the int64 class
   of each sample; detection: the model's fixed-size detections as they are);
 - `responses(size, kind)`: the LoadGen responses an instance fills with a batch's answers
   (axq_mlperf.completion: one fixed-width slot per sample, or data of any size per sample);
