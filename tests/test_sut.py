@@ -9,6 +9,7 @@ import queue
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -105,7 +106,7 @@ def test_an_instance_process_that_cannot_open_its_model_says_why_and_ends(tmp_pa
     from axq_mlperf import backends, remote
 
     with pytest.raises(BuildError, match="no-such-model"):
-        remote.RemoteBackend(str(tmp_path / "no-such-model"), backends.Options(framework="pytorch"))
+        remote.RemoteBackend(str(tmp_path / "no-such-model"), backends.backends.Options(framework="pytorch"))
 
 
 def test_an_instance_process_ends_when_the_sut_closes_it(collection: Path) -> None:
@@ -162,7 +163,8 @@ def test_an_issue_call_larger_than_a_batch_reaches_the_instances_once_per_sample
     assert isinstance(chunk, harness.Chunk) and chunk.ids == [7, 8] and sut.queue.empty()
     count = 5000
     harness.Sut.issue(sut, list(range(10**9, 10**9 + count)), list(range(count)))
-    instances = [harness.Instance(number, None, None, "", np.zeros((count, 1)), sut) for number in range(2)]
+    options = backends.Options(framework="pytorch")
+    instances = [harness.Instance(number, None, options, "", np.zeros((count, 1)), sut) for number in range(2)]
     seen: list[int] = []
     active, ended, taken = list(instances), False, [0, 0]
     while active:
@@ -195,7 +197,7 @@ class Recorded:
     def hold(self, ids: np.ndarray) -> None:
         self.held = ids.tolist()
 
-    def put(self, start: int, predictions: np.ndarray) -> None:
+    def put(self, start: int, predictions: np.ndarray, indices: Any = None) -> None:
         self.slots.update(zip(range(start, start + len(predictions)), predictions.tolist(), strict=True))
 
     def send(self, start: int, count: int) -> None:
@@ -204,7 +206,7 @@ class Recorded:
 
 def test_a_block_is_answered_in_batches_each_sent_as_its_own_run_of_responses() -> None:
     sut = SimpleNamespace(queue=queue.SimpleQueue(), batch_size=32, max_wait_s=None, completion="auto")
-    instance = harness.Instance(0, None, None, "", np.zeros((200, 1)), sut)
+    instance = harness.Instance(0, None, backends.Options(framework="pytorch"), "", np.zeros((200, 1)), sut)
     instance.rows[:] = np.arange(200) + 1000  # data set index i is held in row 1000 + i
     instance.backend = SimpleNamespace(predict=lambda rows: rows * 10)
     instance.responses = responses = Recorded()
