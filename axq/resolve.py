@@ -328,8 +328,17 @@ def _unknown_names(query: Query, matches: list[Match]) -> str:
     if not fitting:
         return ""
     accepted = {name for p in fitting for name in (*p.accepted, *p.recipe.aliases)}
-    unknown = dict.fromkeys(c.key for c in query.param_conditions if c.key not in accepted)
-    return "; ".join(f"unknown parameter `{k}`" + did_you_mean(k, accepted) for k in unknown)
+    unknown = {c.key: c for c in query.param_conditions if c.key not in accepted}
+    tags = ",".join(query.tags)
+    return "; ".join(f"unknown parameter `{k}`" + (_taken_by(c, tags, matches) or did_you_mean(k, accepted))
+                     for k, c in unknown.items())
+
+
+def _taken_by(condition: Condition, tags: str, matches: list[Match]) -> str:
+    """Say which other rule takes the parameter (first one that fixes the value asked for), or ""."""
+    takers = [m.producer for m in matches if condition.key in m.producer.accepted]
+    fixing = [p for p in takers if condition.key in p.params and condition.test((), p.params)]
+    return f" for `{tags}`: {describe((fixing or takers)[0])} takes it" if takers else ""
 
 
 def _problems_text(problems: tuple[Problem, ...]) -> str:

@@ -76,6 +76,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningClu
         for name in NODES:
             running.add(name)
         head.wait_for_nodes()
+        schedulable(head.address)
         patch.setenv("RAY_ADDRESS", head.address)
         yield running
     finally:
@@ -83,6 +84,22 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningClu
             ray.shutdown()
         head.shutdown()
         patch.undo()
+
+
+def schedulable(address: str) -> None:
+    """Wait (bounded) until a task pinned to each node has run there: the scheduler then knows both.
+
+    Registered nodes reach the scheduler's resource view a moment later; Ray's SPREAD is best
+    effort, and a sweep sent before node a is in that view runs all its points on node b.
+    """
+    ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        where = ray.remote(lambda: os.environ["AXQ_TEST_SYSTEM"])
+        pinned = [where.options(num_cpus=1, resources={cluster.machine_resource("system", f"machine-{n}"): 1}).remote()
+                  for n in NODES]
+        assert ray.get(pinned, timeout=TIMEOUT) == [f"machine-{n}" for n in NODES]
+    finally:
+        ray.shutdown()
 
 
 @pytest.fixture

@@ -106,7 +106,7 @@ def test_an_instance_process_that_cannot_open_its_model_says_why_and_ends(tmp_pa
     from axq_mlperf import backends, remote
 
     with pytest.raises(BuildError, match="no-such-model"):
-        remote.RemoteBackend(str(tmp_path / "no-such-model"), backends.backends.Options(framework="pytorch"))
+        remote.RemoteBackend(str(tmp_path / "no-such-model"), backends.Options(framework="pytorch"))
 
 
 def test_an_instance_process_ends_when_the_sut_closes_it(collection: Path) -> None:
