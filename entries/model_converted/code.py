@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 from axq.errors import BuildError, ParameterError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from axq.entry import BuildContext, Entry, Params
 
 SAMPLE_SHAPES = {"digits": (1, 8, 8), "fashion_mnist": (1, 28, 28), "imagenet": (3, 224, 224),
@@ -264,10 +266,10 @@ def quantize_with_control(ctx: BuildContext, model: Any, batches: list[Any]) -> 
     def validate(compiled: Any, items: Any) -> float:
         import numpy as np
 
-        from axq_mlperf import tasks
+        from axq_mlperf.tasks import detection
 
         answers = np.concatenate([compiled(batch)[0] for batch in items])
-        return float(tasks.get("object_detection").score_answers(answers, truth)["mAP"])
+        return float(detection.answers_map(answers, truth)["mAP"])
 
     checked = nncf.Dataset([images[i:i + 50] for i in range(0, len(images), 50)])
     return nncf.quantize_with_accuracy_control(
@@ -276,10 +278,9 @@ def quantize_with_control(ctx: BuildContext, model: Any, batches: list[Any]) -> 
         preset=nncf.QuantizationPreset.MIXED, fast_bias_correction=False)
 
 
-def validation_set(ctx: BuildContext) -> tuple[Any, Any]:
-    """Return VALIDATION_SIZE training images not calibrated on, and a stand-in entry holding their annotations."""
+def validation_set(ctx: BuildContext) -> tuple[Any, Path]:
+    """Return VALIDATION_SIZE training images not calibrated on, and the path of their COCO annotations."""
     import json
-    from types import SimpleNamespace
 
     import numpy as np
 
@@ -289,10 +290,10 @@ def validation_set(ctx: BuildContext) -> tuple[Any, Any]:
     images, _ = source.call("load_arrays")
     order = np.random.default_rng(ctx.params["calibration_seed"]).permutation(len(images))
     chosen = np.sort(order[ctx.params["calibration_size"]:][:VALIDATION_SIZE])
-    data = json.loads((source.path / "annotations" / "instances_val2017.json").read_text(encoding="utf-8"))
+    data = json.loads(coco.annotation_file(source.path, "val").read_text(encoding="utf-8"))
     folder = ctx.path / "validation"
-    coco.write(folder, coco.pick(data, chosen.tolist()), "val")
-    return np.ascontiguousarray(images[chosen], dtype=np.float32), SimpleNamespace(path=folder)
+    annotations = coco.write(folder, coco.pick(data, chosen.tolist()), "val")
+    return np.ascontiguousarray(images[chosen], dtype=np.float32), annotations
 
 
 def quantize_pytorch(ctx: BuildContext, images: Any) -> None:

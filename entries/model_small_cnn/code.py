@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from axq.entry import BuildContext
 
 NUM_CLASSES = 10
-WEIGHTS = "weights.pt"
 
 
 def make_model() -> Any:
@@ -31,61 +30,37 @@ def make_model() -> Any:
 
 def build(ctx: BuildContext) -> dict:
     """Train the network on the dependency's images and save its state_dict."""
-    import torch
+    from axq_mlperf import training
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(ctx.params["num_threads"])
-    try:
+    with training.torch_threads(ctx.params["num_threads"]):
         model, loss = train(ctx)
-    finally:
-        torch.set_num_threads(threads)
-    torch.save(model.state_dict(), ctx.path / WEIGHTS)
+    training.save_weights(model, ctx.path)
     return {"final_loss": round(loss, 6)}
 
 
 def train(ctx: BuildContext) -> tuple[Any, float]:
     """Return the network trained as ctx.params say, and its last epoch's mean loss."""
     import torch
+    from torch.nn import functional
 
-    params, epochs = ctx.params, ctx.params["epochs"]
+    from axq_mlperf import training
+
+    params = ctx.params
     torch.manual_seed(params["seed"])
     images, labels = ctx.deps["dataset"].call("load_arrays", False)
     x, y = torch.from_numpy(images), torch.from_numpy(labels)
     model = make_model()
     optimiser = torch.optim.Adam(model.parameters(), lr=params["learning_rate"])
-    order = torch.Generator().manual_seed(params["seed"])
-    loss = float("nan")
-    for epoch in ctx.progress(range(epochs), total=epochs, desc="training"):
-        loss = train_epoch(model, optimiser, x, y, params["train_batch_size"], order)
-        ctx.log(f"epoch {epoch + 1}/{epochs}: mean loss {loss:.4f} on {len(y)} images")
+    loss = training.train(model, optimiser, lambda batch: functional.cross_entropy(model(x[batch]), y[batch]),
+                          len(y), params, ctx, unit="images")
     return model, loss
-
-
-def train_epoch(model: Any, optimiser: Any, x: Any, y: Any, batch_size: int,
-                generator: Any) -> float:
-    """Run one pass over (x, y) in a seeded shuffled order; return the mean loss."""
-    import torch
-    from torch.nn import functional
-
-    model.train()
-    total = 0.0
-    for batch in torch.randperm(len(y), generator=generator).split(batch_size):
-        optimiser.zero_grad()
-        loss = functional.cross_entropy(model(x[batch]), y[batch])
-        loss.backward()
-        optimiser.step()
-        total += loss.item() * len(batch)
-    return total / len(y)
 
 
 def load_model(entry: Any, device: str = "cpu") -> Any:
     """Return the trained network in eval mode on device."""
-    import torch
+    from axq_mlperf import training
 
-    model = make_model()
-    state = torch.load(entry.path / WEIGHTS, map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
-    return model.eval().to(device)
+    return training.load_weights(make_model(), entry.path, device)
 
 
 # Seconds per epoch of training, measured on two cores (digits: 1,347 images; Fashion-MNIST: 60,000).

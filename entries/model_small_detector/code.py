@@ -31,7 +31,6 @@ MAX_DETECTIONS = 16
 STRIDE = 4
 WIDTH = 48
 PRIOR = 0.1  # the heatmap's initial score, so the first steps do not drown in negatives
-WEIGHTS = "weights.pt"
 
 
 @functools.cache
@@ -154,16 +153,12 @@ def geometry_loss(predicted: Any, target: Any, mask: Any) -> Any:
 
 def build(ctx: BuildContext) -> dict:
     """Train the detector on the dependency's canvases and save its state_dict."""
-    import torch
+    from axq_mlperf import training
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(ctx.params["num_threads"])
-    try:
+    with training.torch_threads(ctx.params["num_threads"]):
         images, boxes = ctx.deps["dataset"].call("load_detection")
         model, loss = train(images, boxes, ctx.params, ctx)
-    finally:
-        torch.set_num_threads(threads)
-    torch.save(model.state_dict(), ctx.path / WEIGHTS)
+    training.save_weights(model, ctx.path)
     return {"final_loss": round(loss, 6)}
 
 
@@ -174,52 +169,29 @@ def train(images: Any, boxes: list[Any], params: Mapping[str, Any], ctx: Any = N
     """
     import torch
 
+    from axq_mlperf import training
+
     torch.manual_seed(params["seed"])
     x = torch.as_tensor(images, dtype=torch.float32)
-    targets = [torch.from_numpy(t) for t in make_targets(boxes, x.shape[-2], x.shape[-1])]
+    heat, geometry, mask = (torch.from_numpy(t) for t in make_targets(boxes, x.shape[-2], x.shape[-1]))
     model = make_model()
     optimiser = torch.optim.Adam(model.parameters(), lr=params["learning_rate"])
     steps = params["epochs"] * -(-len(x) // params["train_batch_size"])
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, params["learning_rate"], total_steps=steps)
-    order = torch.Generator().manual_seed(params["seed"])
-    epochs = range(params["epochs"]) if ctx is None else ctx.progress(range(params["epochs"]),
-                                                                      total=params["epochs"], desc="training")
-    loss = float("nan")
-    for epoch in epochs:
-        loss = train_epoch(model, (optimiser, schedule), x, targets, params["train_batch_size"], order)
-        if ctx is not None:
-            ctx.log(f"epoch {epoch + 1}/{params['epochs']}: mean loss {loss:.4f} on {len(x)} canvases")
-    return model.eval(), loss
 
-
-def train_epoch(model: Any, optimisation: tuple[Any, Any], x: Any, targets: list[Any], batch_size: int,
-                generator: Any) -> float:
-    """Run one pass over the canvases in a seeded shuffled order; return the mean loss."""
-    import torch
-
-    optimiser, schedule = optimisation
-    heat, geometry, mask = targets
-    model.train()
-    total = 0.0
-    for batch in torch.randperm(len(x), generator=generator).split(batch_size):
-        optimiser.zero_grad()
+    def loss_of(batch: Any) -> Any:
         logits, predicted = model.heads(x[batch])
-        loss = focal_loss(logits, heat[batch]) + geometry_loss(predicted, geometry[batch], mask[batch])
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        total += loss.item() * len(batch)
-    return total / len(x)
+        return focal_loss(logits, heat[batch]) + geometry_loss(predicted, geometry[batch], mask[batch])
+
+    loss = training.train(model, optimiser, loss_of, len(x), params, ctx, schedule, unit="canvases")
+    return model, loss
 
 
 def load_model(entry: Any, device: str = "cpu") -> Any:
     """Return the trained detector in eval mode on device."""
-    import torch
+    from axq_mlperf import training
 
-    model = make_model()
-    state = torch.load(entry.path / WEIGHTS, map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
-    return model.eval().to(device)
+    return training.load_weights(make_model(), entry.path, device)
 
 
 # Seconds per epoch on 2,000 64 x 64 canvases, two threads on a quiet two-core machine (5.6 to 5.9 s

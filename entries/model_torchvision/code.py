@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from axq_mlperf.classifiers import CONSTRUCTOR, MODELS, WEIGHTS_URL, check_model_name
+from axq_mlperf.training import WEIGHTS
 
 if TYPE_CHECKING:
     from axq.entry import BuildContext, Entry
 
-WEIGHTS = "weights.pt"
 MORE_CACHE_NAMES = {"resnet50": ("resnet50-11ad3fa6.pth",)}  # other published weights of the same model
 NETWORK_TIMEOUT_S = 3.0
 
@@ -53,12 +53,9 @@ def build(ctx: BuildContext) -> dict:
 
 def load_model(entry: Entry, device: str = "cpu") -> Any:
     """Return the model with the entry's weights, in eval mode on device."""
-    import torch
+    from axq_mlperf import training
 
-    model = new_model(entry.params["model_name"])
-    state = torch.load(entry.path / WEIGHTS, map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
-    return model.eval().to(device)
+    return training.load_weights(new_model(entry.params["model_name"]), entry.path, device)
 
 
 def new_model(name: str) -> Any:

@@ -13,6 +13,7 @@ process gets it on PYTHONPATH. Modules, one concern each:
 - `compliance`: audit.config and TEST01/TEST04 verification
 - `hashing`, `truncation`: file digests and the accuracy-log truncation of submissions
 - `submission`: the submission tree the official checker reads
+- `training`: the embedded models' seeded training loop and weights file
 
 Only `scenarios`, `logs`, `userconf` and `hashing` are light enough for a getter; nothing
 here imports torch, numpy or LoadGen at the top.

@@ -55,13 +55,7 @@ class Detection:
 
     def score_answers(self, answers: np.ndarray, dataset: Entry) -> dict[str, Any]:
         """Return the mAP of every sample's detections (N x K x 6, in sample order), as an accuracy log's."""
-        import numpy as np
-
-        data, offsets, sizes = encode(answers, np.arange(len(answers)))
-        rows = data.reshape(-1)
-        samples = [(index, rows[offset // 4:(offset + size) // 4].reshape(-1, FIELDS))
-                   for index, (offset, size) in enumerate(zip(offsets.tolist(), sizes.tolist(), strict=True))]
-        return coco_map(samples, dataset.path / ANNOTATIONS)
+        return answers_map(answers, dataset.path / ANNOTATIONS)
 
     def result_line(self, found: dict[str, Any]) -> str:
         """Return `mAP 62.345% (450 images, 1270 detections)`."""
@@ -113,6 +107,17 @@ def detections(samples: list[tuple[int, np.ndarray]], images: list[dict]) -> tup
             found.append({"image_id": image["id"], "category_id": int(label), "score": float(score),
                           "bbox": [xmin * width, ymin * height, (xmax - xmin) * width, (ymax - ymin) * height]})
     return found, answered
+
+
+def answers_map(answers: np.ndarray, annotations: Path) -> dict[str, Any]:
+    """Return coco_map of every sample's detections (N x K x 6, in sample order) as LoadGen would get them."""
+    import numpy as np
+
+    data, offsets, sizes = encode(answers, np.arange(len(answers)))
+    rows = data.reshape(-1)
+    samples = [(index, rows[offset // 4:(offset + size) // 4].reshape(-1, FIELDS))
+               for index, (offset, size) in enumerate(zip(offsets.tolist(), sizes.tolist(), strict=True))]
+    return coco_map(samples, annotations)
 
 
 def coco_map(samples: list[tuple[int, np.ndarray]], annotations: Path) -> dict[str, Any]:
