@@ -415,7 +415,8 @@ def wipe(*, work_collection: str | os.PathLike | None = None) -> int:
     """Remove every entry of the work collection (keeping its README); return how many."""
     store = Store(work_collection)
     names = store.names()
-    for name in [*names, *(h for h in (".index", ".tmp", ".locks", ".logs") if os.path.exists(store.path(h)))]:
+    hidden = (".index", ".tmp", ".locks", ".logs", ".cache")
+    for name in [*names, *(h for h in hidden if os.path.exists(store.path(h)))]:
         shutil.rmtree(store.path(name), ignore_errors=True)
     for name in (SETTINGS, COLLECTIONS):
         with contextlib.suppress(FileNotFoundError):

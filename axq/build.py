@@ -208,7 +208,8 @@ class Builder:
         """Call the recipe's build function with the log open, then write the manifest and return it."""
         started = time.time()
         build = node.producer.recipe.function(node.producer.build)
-        context = BuildContext(node.params, deps, tmp, self.reporter, self.byquery, node.name)
+        context = BuildContext(node.params, deps, tmp, self.reporter, self.byquery, node.name,
+                               Path(self.store.path(".cache", node.producer.recipe.name)))
         outer_log = self.reporter.log_file  # set when this build runs inside another (ctx.byquery)
         log = open(log_path, "w")  # noqa: SIM115 (closed below, where a full disk must not hide the build's error)
         self.reporter.log_file, failed = log, True

@@ -167,6 +167,10 @@ class BuildContext:
     - `path`: the directory being built (a temporary one, renamed into place when the build
       succeeds); write the entry's files here.
     - `name`: the entry's name.
+    - `cache`: the recipe's folder in the work collection that outlives its entries
+      (`.cache/RECIPE/`, made on first use by the recipe): what a build may reuse to save time
+      but would measure again without (loadgen_program's timed targets), never a result; wiping
+      the collection removes it, and nothing built is lost with it.
     - `log(message)`, `progress(items, total, desc)`: the build log, and a progress display.
     - `byquery(query, overrides)`: an entry found out only from results (see its docstring).
     - `measuring(label, threshold)`: the context manager for the timed part of a build.
@@ -181,12 +185,14 @@ class BuildContext:
     """
 
     def __init__(self, params: dict[str, Any], deps: dict[str, Entry], path: Path, reporter: Reporter,
-                 fetch: Callable[[str, dict[str, Any] | None], Entry], name: str = "") -> None:
+                 fetch: Callable[[str, dict[str, Any] | None], Entry], name: str = "",
+                 cache: Path | None = None) -> None:
         self.params: Params = dict(params)
         self.deps = deps
         self.path = path
         self.reporter = reporter
         self.name = name
+        self.cache = cache or path / ".cache"
         self.used: dict[str, Entry] = {}
         self.children: list[Child] = []
         self.measurements: list[Measurement] = []

@@ -577,3 +577,25 @@ def test_a_quiet_run_is_not_flagged(lock_env: dict[str, str], monkeypatch: pytes
 def test_accuracy_runs_are_not_measured(collection: Path) -> None:
     entry = run("loadgen_mode=AccuracyOnly")
     assert "contended" not in entry.results and entry.manifest.get("measurement") is None
+
+
+def test_a_second_run_of_the_same_sut_aims_at_what_loadgen_measured_and_times_nothing(collection: Path) -> None:
+    from axq_mlperf.results import TIMINGS
+
+    settings = "loadgen_scenario=Offline,loadgen_mode=PerformanceOnly,contention_threshold=1,warmup_batches=5"
+    shutil.rmtree(collection / ".cache" / "loadgen_program", ignore_errors=True)  # other tests' runs of this SUT
+    first = run(settings)  # contention_threshold=1: never contended, so its timings are cached
+    timed = json.loads((first.path / TIMINGS).read_text())
+    assert timed["throughput"] > 0 and "harness: timed " in (first.path / "build.log").read_text()
+    axq.remove(first.name)
+    again = run(settings)
+    log = (again.path / "build.log").read_text()
+    assert "timed targets from an earlier run of this SUT" in log and "harness: cached " in log
+    cached = json.loads((again.path / TIMINGS).read_text())
+    assert cached == {**timed, "achieved": first.results["performance"]}
+    aimed = again.results["calibrated"]["target_qps"]
+    assert aimed == pytest.approx(1.25 * first.results["performance"], rel=1e-3)
+    conf = userconf.parse((again.path / "user.conf").read_text())
+    assert [v for (_, scenario, key), v in conf.items() if (scenario, key) == ("Offline", "target_qps")] == [aimed]
+    given = run(f"{settings},loadgen_target_qps=2000")  # a given target: the floor from the cache, nothing timed
+    assert "harness: cached " in (given.path / "build.log").read_text()

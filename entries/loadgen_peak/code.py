@@ -18,7 +18,7 @@ so they take that recipe's defaults (a 1 s test run, batch 32, ...), the latency
 included: `loadgen_target_latency` stays null unless the query sets it, so each probe
 is the very entry `axq byquery ...,loadgen_scenario=Server,loadgen_target_qps=Q` builds
 (shared with sweeps and one-liners) and runs at the bound such a run times (at least
-25 ms for the small data sets). A bound timed in each probe's process can differ from
+50 ms for the small data sets). A bound timed in each probe's process can differ from
 probe to probe on a busy machine, so each probe records its bound and the report states
 the bound the peak was found at (a range where they differ). A search that reaches
 peak_max_qps still VALID has found a lower bound, not a peak, and says so.

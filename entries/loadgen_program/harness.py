@@ -49,12 +49,16 @@ from axq.errors import BuildError
 from axq_mlperf import backends, breakdown, completion, logs, scenarios, tasks, userconf
 from axq_mlperf.child import report_failure
 from axq_mlperf.config import HarnessConfig
-from axq_mlperf.results import BREAKDOWN, BREAKDOWN_RAW, CALIBRATION, PROFILE, PROFILE_DIR, SUT_STATS
+from axq_mlperf.results import BREAKDOWN, BREAKDOWN_RAW, CALIBRATION, PROFILE, PROFILE_DIR, SUT_STATS, TIMINGS
 
 # Timed targets and query floors aim this far above the measured speed: a fresh process
 # runs up to ~1.5x faster after its first seconds (seen here), and a run that outpaces its
 # target ends before min_duration (INVALID). Too high only lengthens a short run.
 MARGIN = 2.0
+# An Offline target from LoadGen's own samples/s of the last run of the same SUT (cached by
+# the build): the run lasts about 1.1 x CACHED_MARGIN x min_duration, INVALID only if the
+# machine got more than that much faster since.
+CACHED_MARGIN = 1.25
 # A valid Offline run: after a warm-up this long, a LoadGen test this long times its target,
 # this share of the timed speed. A 600 s run keeps 83-92% of a 10 s run's speed (digits:
 # 102,461 timed, 94,521 kept, 694 s at 0.97; 132,877 timed, 110,317 kept, 739 s at 0.93), so
@@ -68,8 +72,10 @@ PROFILE_BATCHES = 20
 SERVER_QPS_CAP = 10_000  # queries/s a Python SUT issues one by one without falling behind
 # The least timed Server bound: above the stalls of a shared 2-core machine. At 10 ms the
 # README's 500 QPS digits run had 3 and 16 late queries in 2 of 6 quiet runs (one stall
-# each; p99 under 4.5 ms) and failed early stopping once; at 25 ms none of 12 had any.
-SERVER_BOUND_FLOOR_MS = 25
+# each; p99 under 4.5 ms) and failed early stopping once; at 25 ms none of 12 had any, but
+# on 2026-12-07 the same run had 21 of 2,010 late in CI and again in a fresh clone's suite
+# (one stall of ~60 ms), so 50 ms.
+SERVER_BOUND_FLOOR_MS = 50
 SCENARIOS = {name: getattr(lg.TestScenario, name) for name in scenarios.SCENARIOS}
 MODES = {name: getattr(lg.TestMode, name) for name in scenarios.MODES}
 
@@ -471,27 +477,42 @@ def fail(error: BaseException) -> None:
 def calibrate(config: HarnessConfig, sut: Sut) -> dict[str, float]:
     """Warm the instances up; return user.conf values for the targets left null, from timings.
 
+    The timings are the build's cached ones (`config.timings`, an earlier run's of the same
+    SUT on this machine), else timed now and written to TIMINGS for the build to cache.
     Every instance times at once, as in the test. A valid Offline run is sized from its
-    target (1.1 x 600 s x target_qps samples), so it is timed longer, after a longer
-    warm-up, and aimed at VALID_MARGIN of the timed speed: the run lasts 600-700 s.
+    target (1.1 x 600 s x target_qps samples), so it is always timed afresh, longer, after a
+    longer warm-up, and aimed at VALID_MARGIN of the timed speed: the run lasts 600-700 s.
     """
     scenario, batch = config.loadgen_scenario, config.backend.batch_size
     sut.on_each(warm_up, batch, config.warmup_batches)
     if not config.calibrate:
         return {}
-    if scenarios.is_stream(scenario):
-        return stream_targets(config, float(np.median(sut.on_each(time_batches, config.query_size, 0.2))))
-    valid = config.loadgen_execution == "valid" and scenario == "Offline"
-    if valid:
+    if config.loadgen_execution == "valid" and scenario == "Offline":
         sut.on_each(time_batches, batch, VALID_WARMUP_S)
-    seconds = sut.on_each(time_batches, batch, 0.3)
-    throughput = sum(batch / each for each in seconds)
-    if valid:
+        throughput = sum(batch / each for each in sut.on_each(time_batches, batch, 0.3))
         return offline_targets(config, loadgen_rate(config, sut, throughput), VALID_MARGIN)
+    timings = config.timings or timed(config, sut)
+    Path(TIMINGS).write_text(json.dumps(timings), encoding="utf-8")
+    print(f"harness: {'cached' if config.timings else 'timed'} {json.dumps(timings)}", flush=True)
+    if scenarios.is_stream(scenario):
+        return stream_targets(config, timings["query_s"])
     if scenario == "Offline":
-        return offline_targets(config, throughput)
-    single = sum(1 / each for each in sut.on_each(time_batches, 1, 0.1))
-    return server_targets(config, throughput, float(np.median(seconds)), single)
+        if "achieved" in timings:  # LoadGen's own figure for this SUT: a tighter aim
+            return offline_targets(config, timings["achieved"], CACHED_MARGIN)
+        return offline_targets(config, timings["throughput"])
+    return server_targets(config, timings["throughput"], timings["batch_s"], timings["single_rate"])
+
+
+def timed(config: HarnessConfig, sut: Sut) -> dict[str, float]:
+    """Time what the scenario's targets follow from: a query (stream), or batches (and single samples: Server)."""
+    batch = config.backend.batch_size
+    if scenarios.is_stream(config.loadgen_scenario):
+        return {"query_s": float(np.median(sut.on_each(time_batches, config.query_size, 0.2)))}
+    seconds = sut.on_each(time_batches, batch, 0.3)
+    timings = {"throughput": sum(batch / each for each in seconds), "batch_s": float(np.median(seconds))}
+    if config.loadgen_scenario == "Server":
+        timings["single_rate"] = sum(1 / each for each in sut.on_each(time_batches, 1, 0.1))
+    return timings
 
 
 def loadgen_rate(config: HarnessConfig, sut: Sut, estimate: float) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -31,7 +31,11 @@ class HarnessConfig:
     """
 
     SET_BY_CODE: ClassVar[frozenset[str]] = frozenset({"user_conf", "calibrate", "buffer_size", "min_queries",
-                                                       "preprocessed", "model", "backend"})
+                                                       "preprocessed", "model", "backend", "timings"})
+    # what a run's speed does not depend on: left out of timing_key
+    UNTIMED: ClassVar[frozenset[str]] = frozenset({"user_conf", "calibrate", "buffer_size", "min_queries",
+                                                   "loadgen_mode", "harness_baseline_s", "profile", "timings",
+                                                   "warmup_batches"})
     # set by the build
     user_conf: dict[str, float]  # what user.conf already holds
     calibrate: tuple[str, ...]  # user.conf keys the child times and appends
@@ -54,6 +58,8 @@ class HarnessConfig:
     warmup_batches: int = 2  # batches each instance runs before anything is timed
     profile: bool = False  # after the test, profile a few batches with the runtime's profiler
     loadgen_execution: str = "test"  # test, or valid (the official run)
+    # set by the build, if it has them
+    timings: dict[str, float] = field(default_factory=dict)  # an earlier run's timings of this SUT (the build's cache)
 
     @classmethod
     def of(cls, params: Mapping[str, Any], **computed: Any) -> HarnessConfig:
@@ -82,6 +88,13 @@ class HarnessConfig:
             raise TypeError(f"{path}: unknown harness configuration fields {sorted(unknown)}")
         backend = Options(**{**data["backend"], "batch_sizes": tuple(data["backend"]["batch_sizes"])})
         return cls(**{**data, "calibrate": tuple(data["calibrate"]), "backend": backend})
+
+    def timing_key(self, system: str) -> str:
+        """Return a digest of what this SUT's speed on `system` depends on: the key of its cached timings."""
+        import hashlib
+
+        same = {k: v for k, v in asdict(self).items() if k not in self.UNTIMED}
+        return hashlib.sha256(json.dumps([same, system], sort_keys=True).encode()).hexdigest()[:24]
 
     def backend_options(self) -> Options:
         """Return how the backend runs the model, padded to this scenario's batch sizes (backends.Options)."""

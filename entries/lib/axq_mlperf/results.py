@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from axq_mlperf.tasks import Task
 
 CALIBRATION, SUT_STATS = "calibration.json", "sut_stats.json"
+TIMINGS = "timings.json"  # what the calibrated targets came from (harness.calibrate; cached by the build)
 # The latency breakdown (axq_mlperf.breakdown): its summary, and the raw times it came from.
 BREAKDOWN, BREAKDOWN_RAW = "latency_breakdown.json", "latency_breakdown.npz"
 # profile=true: the list of files the runtime's profiler wrote, and where it wrote them.
