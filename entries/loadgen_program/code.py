@@ -60,8 +60,12 @@ REFERENCE_FIXED = frozenset({"dataset_name", "task", "loadgen_compliance_test", 
 STARTUP_S = 6  # a child's start: Python, torch, LoadGen, loading and timing the model
 VALID_TIMING_S = 20  # a valid Offline run's longer warm-up and timing (harness.VALID_WARMUP_S, VALID_TIMING_S)
 # An accuracy run's pass over the data set, about: seconds per sample, and the whole test split.
-SAMPLE_S = {"digits": 0.002, "fashion_mnist": 0.0005, "imagenet": 0.02, "digits_detection": 0.002}
-FULL_SIZE = {"digits": 450, "fashion_mnist": 10_000, "imagenet": 50_000, "digits_detection": 500}
+SAMPLE_S = {"digits": 0.002, "fashion_mnist": 0.0005, "imagenet": 0.02, "digits_detection": 0.002, "coco": 0.5}
+FULL_SIZE = {"digits": 450, "fashion_mnist": 10_000, "imagenet": 50_000, "digits_detection": 500, "coco": 5000}
+# The runtimes a COCO detector runs on so far, and why not the others (torchvision's post-processing).
+COCO_RUNTIMES = ("pytorch",)
+COCO_EXPORT = ("torch.onnx.export (dynamo) stops at torchvision's batched_nms, which branches on how many boxes "
+               "survive the score threshold; use framework=pytorch")
 
 
 # ----------------------------------------------------------------------------- build
@@ -95,6 +99,10 @@ def build(ctx: BuildContext) -> dict:
         keep_timings(ctx, timings_file, found)
     if refs:
         found["compliance"] = verify_compliance(ctx, refs)
+    if ctx.deps["model"].results.get("random_weights"):
+        found["random_weights"] = True  # the accuracy getters refuse: no weights, no meaningful mAP
+        if "accuracy_line" in found:
+            found["accuracy_line"] = "no accuracy: random weights (no weights_path), for performance runs only"
     ctx.log(results.result_line(found))
     return found
 
@@ -200,6 +208,8 @@ def check_params(params: dict) -> None:
         from axq_mlperf.classifiers import check_model_name
 
         check_model_name(params["model_name"])
+    if params["dataset_name"] == "coco":
+        check_coco_detector(params)
     check_compliance(params)
     check_valid_execution(params)
 
@@ -212,6 +222,19 @@ def check_task(params: dict) -> None:
     if params.get("task", wanted) != wanted:
         raise ParameterError("task", params["task"], f"is not what dataset_name={params['dataset_name']} is for; "
                              f"it is task={wanted}")
+
+
+def check_coco_detector(params: dict) -> None:
+    """Raise ParameterError for a model that is no COCO detector, or a runtime it does not run on yet."""
+    from axq_mlperf import detectors
+
+    detectors.check_model_name(params["model_name"])
+    if backends.FRAMEWORKS[params["framework"]] not in COCO_RUNTIMES:
+        raise ParameterError(f"framework={params['framework']} is not available for "
+                             f"model_name={params['model_name']} yet: {COCO_EXPORT}")
+    if params["precision"] == "int8":
+        raise ParameterError("precision", "int8", f"is not available for model_name={params['model_name']} yet: "
+                             "int8 needs the exported model")
 
 
 def check_compliance(params: dict) -> None:
@@ -233,7 +256,7 @@ def check_valid_execution(params: dict) -> None:
 
 
 def planned_deps(params: dict) -> dict[str, tuple[str, dict]]:
-    """Return the ImageNet run's preprocessed data (the model's preprocessing) and a compliance run's references."""
+    """Return an ImageNet or COCO run's preprocessed data (the model's own) and a compliance run's references."""
     planned = {}
     runtime_model = backends.runtime_model_query(params)
     if runtime_model is not None:
@@ -242,6 +265,10 @@ def planned_deps(params: dict) -> dict[str, tuple[str, dict]]:
         from axq_mlperf.classifiers import preprocessed_query
 
         planned["preprocessed"] = preprocessed_query(params)
+    if params["dataset_name"] == "coco":
+        from axq_mlperf.detectors import preprocessed_query as coco_query
+
+        planned["preprocessed"] = coco_query(params)
     return {**planned, **compliance_references(params)}
 
 

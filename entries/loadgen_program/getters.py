@@ -122,9 +122,13 @@ def compliance(entry: Entry) -> dict:
 
 
 def accuracy_results(entry: Entry) -> dict[str, Any]:
-    """Return the results of an AccuracyOnly run, or raise GetterError for another mode."""
+    """Return the results of an AccuracyOnly run, or raise GetterError for another mode or random weights."""
     if "accuracy" not in entry.results:
         raise GetterError("no accuracy in a loadgen_mode=PerformanceOnly run; query with loadgen_mode=AccuracyOnly")
+    if entry.results.get("random_weights"):
+        name = entry.params.get("model_name")
+        raise GetterError(f"no accuracy: model_name={name} ran with random weights (no weights_path), which "
+                          f"are for performance runs only; pass weights_path=FILE (a {name} state_dict)")
     return entry.results
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from axq_mlperf.classifiers import CONSTRUCTOR, MODELS, WEIGHTS_URL, check_model_name
-from axq_mlperf.training import WEIGHTS
+from axq_mlperf.training import WEIGHTS, check_state_dict
 
 if TYPE_CHECKING:
     from axq.entry import BuildContext, Entry
@@ -118,42 +118,4 @@ def download(name: str, log: Any) -> Path:
 
 def check_weights(name: str, path: Path) -> None:
     """Raise unless the file is a state_dict that loads strictly into the model."""
-    import torch
-
-    from axq.errors import BuildError
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many kinds for a bad file
-        raise BuildError(f"can't read weights at {path}: {first_line(error)}") from error
-    if not isinstance(state, dict):
-        raise BuildError(f"weights at {path} are a {type(state).__name__}, not a state_dict")
-    model = new_model(name)
-    problem = key_mismatch(model.state_dict(), state)
-    if problem:
-        raise BuildError(f"weights at {path} don't fit {name}: {problem}")
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise BuildError(f"weights at {path} don't fit {name}: {first_line(error)}") from error
-
-
-def key_mismatch(expected: dict, found: dict) -> str:
-    """Describe the first missing, unexpected or misshapen key of a state_dict, or ""."""
-    missing = [key for key in expected if key not in found]
-    if missing:
-        return f"missing key `{missing[0]}` ({len(missing)} missing)"
-    unexpected = [key for key in found if key not in expected]
-    if unexpected:
-        return f"unexpected key `{unexpected[0]}` ({len(unexpected)} unexpected)"
-    for key, tensor in expected.items():
-        shape = tuple(getattr(found[key], "shape", ()))
-        if shape != tuple(tensor.shape):
-            return f"`{key}` has shape {shape}, expected {tuple(tensor.shape)}"
-    return ""
-
-
-def first_line(error: Exception) -> str:
-    """Return the first non-empty line of an exception's message."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
+    check_state_dict(new_model(name), path, name)

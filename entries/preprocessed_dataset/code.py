@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from axq.entry import BuildContext, Params
 
 NORMALISE = {  # (mean, std) of the [0, 1] training pixels
@@ -35,8 +37,9 @@ NORMALISE = {  # (mean, std) of the [0, 1] training pixels
     "fashion_mnist": (0.2860, 0.3530),
 }
 SPLITS = {"digits": ("train", "test"), "fashion_mnist": ("train", "test"), "imagenet": ("val",),
-          "digits_detection": ("train", "test")}
-LEVELS = {"digits": 16, "fashion_mnist": 255, "imagenet": 255, "digits_detection": 255}  # uint8 levels per unit
+          "digits_detection": ("train", "test"), "coco": ("val",)}
+# uint8 levels per unit
+LEVELS = {"digits": 16, "fashion_mnist": 255, "imagenet": 255, "digits_detection": 255, "coco": 255}
 GRAYSCALE = {"digits_detection"}  # detection sets whose images are one channel
 
 
@@ -101,6 +104,23 @@ def build_detection(ctx: BuildContext) -> dict:
     images in sample order: what the detection task scores against (axq_mlperf.tasks.detection)
     and what MLPerf's tools/accuracy-coco.py reads as its --coco-dir.
     """
+    name = ctx.params["dataset_name"]
+    return store_detection(ctx, lambda path, image: decoded(path, image, name in GRAYSCALE))
+
+
+def build_coco(ctx: BuildContext) -> dict:
+    """Store a user's COCO images stretched to image_size x image_size (uint8 N x 3 x S x S), and their annotations.
+
+    A plain stretch, as a detector with a square input wants it: boxes normalised by an
+    image's own width and height stay valid, and the annotations keep the original sizes,
+    which is what the scorer (and MLPerf's accuracy-coco.py) scales normalised boxes back by.
+    """
+    size = ctx.params["image_size"]
+    return store_detection(ctx, lambda path, image: stretched(decoded(path, image, False), size))
+
+
+def store_detection(ctx: BuildContext, pixels_of: Callable[[Path, dict], Any]) -> dict:
+    """Store the first dataset_size images of the dependency's COCO folder (pixels_of each), labels, annotations."""
     import numpy as np
 
     from axq_mlperf import coco, pixels
@@ -112,14 +132,22 @@ def build_detection(ctx: BuildContext) -> dict:
     count = size_to_use(ctx.params["dataset_size"], len(data["images"]), name, split)
     data = coco.subset(data, count)
     paths = coco.image_paths(folder, data, split)
-    stored = np.stack([decoded(path, image, name in GRAYSCALE) for path, image in zip(paths, data["images"],
-                                                                                      strict=True)])
+    stored = np.stack([pixels_of(path, image) for path, image in zip(paths, data["images"], strict=True)])
     np.save(ctx.path / pixels.IMAGES, stored)
     pixels.write_normalisation(ctx.path, LEVELS[name], [0.0] * stored.shape[1], [1.0] * stored.shape[1])
     np.save(ctx.path / "labels.npy", np.array([image["id"] for image in data["images"]], dtype=np.int64))
     coco.write(ctx.path, data, "val")
     ctx.log(f"{name} {split}: {count} images, shape {stored.shape}, {len(data['annotations'])} boxes, stored as uint8")
     return {"count": count, "boxes": len(data["annotations"])}
+
+
+def stretched(pixels: Any, size: int) -> Any:
+    """Return C x H x W uint8 pixels resized (PIL bilinear, no aspect kept) to C x size x size."""
+    import numpy as np
+    from PIL import Image
+
+    image = Image.fromarray(np.ascontiguousarray(pixels.transpose(1, 2, 0)))
+    return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8).transpose(2, 0, 1)
 
 
 def decoded(path: Path, image: dict, grayscale: bool) -> Any:
@@ -232,6 +260,8 @@ def size_to_use(dataset_size: int | None, available: int, name: str, split: str)
 
 def expected_seconds(params: dict) -> float:
     """Return about how long preprocessing takes: ImageNet decodes each JPEG (about 10 ms), the others copy arrays."""
+    if params["dataset_name"] == "coco":
+        return 2 + 0.02 * (params["dataset_size"] or 5_000)
     if params["dataset_name"] != "imagenet":
         return 2.0
     return 2 + 0.01 * (params["dataset_size"] or 50_000)

@@ -1,0 +1,85 @@
+"""Provide a torchvision COCO detector (`model_name=retinanet_coco`, `ssd_mobilenet`, `ssdlite`) as an entry.
+
+The model is axq_mlperf.detectors' wrapper of torchvision's detector, made with no
+download ever (`weights=None, weights_backbone=None`). Its weights, as `weights.pt` (the
+torchvision detector's state_dict, the wrapper's `network`):
+
+- `weights_path=FILE`: a .pt/.pth state_dict the user has (torchvision's published COCO
+  weights, or their own), copied in after it loads strictly into the detector; a file for
+  another model or class count is refused naming the path and the first key that does not fit;
+- no weights_path: random weights (torch seeded with 0, so the same every time), for
+  performance runs only: the entry says `random_weights`, and the accuracy getters of a
+  LoadGen run of it refuse to give a mAP that means nothing.
+
+`image_size` (null: the model's own side) tells the detector's transform the input side, so
+that it resizes nothing: the preprocessed data set has already stretched every image to it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from axq_mlperf.training import WEIGHTS
+
+if TYPE_CHECKING:
+    from axq.entry import BuildContext, Entry
+
+RANDOM_SEED = 0  # random weights are torch's with this seed
+
+
+def build(ctx: BuildContext) -> dict:
+    """Make the detector and write its weights: the user's file, checked and copied, else random ones."""
+    import shutil
+
+    import torch
+
+    from axq_mlperf import detectors
+    from axq_mlperf.hashing import file_sha256
+    from axq_mlperf.training import check_state_dict
+
+    name, size = detectors.canonical(ctx.params["model_name"]), image_size(ctx.params)
+    torch.manual_seed(RANDOM_SEED)
+    network = detectors.new_network(name, size)
+    source = weights_file(ctx.params["weights_path"])
+    if source is None:
+        torch.save(network.state_dict(), ctx.path / WEIGHTS)
+        ctx.log(f"{name}: random weights (no weights_path): for performance runs only")
+    else:
+        check_state_dict(network, source, f"{name} ({detectors.MODELS[name].builder}, "
+                                          f"{detectors.NUM_CLASSES} classes)")
+        shutil.copyfile(source, ctx.path / WEIGHTS)
+        ctx.log(f"{name}: weights from {source}")
+    return {"weights_source": None if source is None else str(source), "random_weights": source is None,
+            "image_size": size, "weights_sha256": file_sha256(ctx.path / WEIGHTS)}
+
+
+def weights_file(weights_path: str | None) -> Path | None:
+    """Return the weights file the user named (None: none), or raise naming a path that is no file."""
+    from axq.errors import BuildError
+
+    if weights_path is None:
+        return None
+    path = Path(weights_path).expanduser().resolve()
+    if not path.is_file():
+        raise BuildError(f"weights_path={weights_path}: no such file")
+    return path
+
+
+def image_size(params: Any) -> int:
+    """Return the input side: the parameter, else the model's own."""
+    from axq_mlperf import detectors
+
+    return detectors.image_size(params["model_name"], params["image_size"])
+
+
+def load_model(entry: Entry, device: str = "cpu") -> Any:
+    """Return the wrapped detector with the entry's weights, in eval mode on device."""
+    import torch
+
+    from axq_mlperf import detectors
+
+    size = int(entry.results["image_size"])
+    model = detectors.new_model(entry.params["model_name"], size)
+    model.network.load_state_dict(torch.load(entry.path / WEIGHTS, map_location="cpu", weights_only=True))
+    return model.eval().to(device)
