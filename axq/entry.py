@@ -185,14 +185,13 @@ class BuildContext:
     """
 
     def __init__(self, params: dict[str, Any], deps: dict[str, Entry], path: Path, reporter: Reporter,
-                 fetch: Callable[[str, dict[str, Any] | None], Entry], name: str = "",
-                 cache: Path | None = None) -> None:
+                 fetch: Callable[[str, dict[str, Any] | None], Entry], name: str, cache: Path) -> None:
         self.params: Params = dict(params)
         self.deps = deps
         self.path = path
         self.reporter = reporter
         self.name = name
-        self.cache = cache or path / ".cache"
+        self.cache = cache
         self.used: dict[str, Entry] = {}
         self.children: list[Child] = []
         self.measurements: list[Measurement] = []

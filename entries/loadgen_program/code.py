@@ -91,7 +91,7 @@ def build(ctx: BuildContext) -> dict:
     report = child.run_child(ctx, HARNESS, params["loadgen_timeout_s"], config.FILE, measure=measured,
                              expected_s=expected_s)
     found = results.collect_results(ctx.path, params["loadgen_scenario"], params["loadgen_mode"],
-                                    tasks.get(params.get("task") or tasks.for_dataset(params["dataset_name"])),
+                                    tasks.get(tasks.of_run(params)),
                                     ctx.deps["preprocessed"])
     if report is not None:
         found.update(results.contention(report))
@@ -169,11 +169,11 @@ def keep_timings(ctx: BuildContext, path: Path, found: dict) -> None:
 
     from axq_mlperf.results import TIMINGS
 
+    if found.get("contended"):
+        return
     try:
         timings = json.loads((ctx.path / TIMINGS).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return
-    if found.get("contended"):
         return
     if ctx.params["loadgen_scenario"] == "Offline" and ctx.params["loadgen_mode"] == "PerformanceOnly" \
             and found.get("performance"):

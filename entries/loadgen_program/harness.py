@@ -564,7 +564,7 @@ def offline_targets(config: HarnessConfig, throughput: float, margin: float = MA
     if "target_qps" in config.calibrate:
         targets["target_qps"] = round(margin * throughput, 3)
     if "min_query_count" in config.calibrate:
-        targets["min_query_count"] = math.ceil(MARGIN * throughput * config.user_conf["min_duration"] / 1000)
+        targets["min_query_count"] = math.ceil(margin * throughput * config.user_conf["min_duration"] / 1000)
     return targets
 
 

@@ -17,7 +17,6 @@ that it resizes nothing: the preprocessed data set has already stretched every i
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from axq_mlperf.training import WEIGHTS
@@ -34,36 +33,23 @@ def build(ctx: BuildContext) -> dict:
 
     import torch
 
-    from axq_mlperf import detectors
+    from axq_mlperf import detectors, training
     from axq_mlperf.hashing import file_sha256
-    from axq_mlperf.training import check_state_dict
 
     name, size = detectors.canonical(ctx.params["model_name"]), image_size(ctx.params)
     torch.manual_seed(RANDOM_SEED)
     network = detectors.new_network(name, size)
-    source = weights_file(ctx.params["weights_path"])
+    source = training.user_weights(ctx.params["weights_path"])
     if source is None:
-        torch.save(network.state_dict(), ctx.path / WEIGHTS)
+        training.save_weights(network, ctx.path)
         ctx.log(f"{name}: random weights (no weights_path): for performance runs only")
     else:
-        check_state_dict(network, source, f"{name} ({detectors.MODELS[name].builder}, "
+        training.check_state_dict(network, source, f"{name} ({detectors.MODELS[name].builder}, "
                                           f"{detectors.NUM_CLASSES} classes)")
         shutil.copyfile(source, ctx.path / WEIGHTS)
         ctx.log(f"{name}: weights from {source}")
     return {"weights_source": None if source is None else str(source), "random_weights": source is None,
             "image_size": size, "weights_sha256": file_sha256(ctx.path / WEIGHTS)}
-
-
-def weights_file(weights_path: str | None) -> Path | None:
-    """Return the weights file the user named (None: none), or raise naming a path that is no file."""
-    from axq.errors import BuildError
-
-    if weights_path is None:
-        return None
-    path = Path(weights_path).expanduser().resolve()
-    if not path.is_file():
-        raise BuildError(f"weights_path={weights_path}: no such file")
-    return path
 
 
 def image_size(params: Any) -> int:
@@ -75,11 +61,8 @@ def image_size(params: Any) -> int:
 
 def load_model(entry: Entry, device: str = "cpu") -> Any:
     """Return the wrapped detector with the entry's weights, in eval mode on device."""
-    import torch
+    from axq_mlperf import detectors, training
 
-    from axq_mlperf import detectors
-
-    size = int(entry.results["image_size"])
-    model = detectors.new_model(entry.params["model_name"], size)
-    model.network.load_state_dict(torch.load(entry.path / WEIGHTS, map_location="cpu", weights_only=True))
+    model = detectors.new_model(entry.params["model_name"], int(entry.results["image_size"]))
+    training.load_weights(model.network, entry.path)
     return model.eval().to(device)

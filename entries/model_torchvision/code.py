@@ -68,12 +68,11 @@ def new_model(name: str) -> Any:
 def find_weights(name: str, weights_path: str | None, log: Any) -> Path:
     """Return the path of the weights: the parameter, torch's cache, or a download."""
     from axq.errors import BuildError
+    from axq_mlperf.training import user_weights
 
-    if weights_path is not None:
-        path = Path(weights_path).expanduser().resolve()
-        if not path.is_file():
-            raise BuildError(f"weights_path={weights_path}: no such file")
-        return path
+    given = user_weights(weights_path)
+    if given is not None:
+        return given
     cached = [path for path in cache_paths(name) if path.is_file()]
     if cached:
         return cached[0]

@@ -65,10 +65,9 @@ class HarnessConfig:
     def of(cls, params: Mapping[str, Any], **computed: Any) -> HarnessConfig:
         """Return the configuration of a run: its parameters that are fields here or of `backend`, and the rest."""
         from axq_mlperf.backends import Options
-        from axq_mlperf.tasks import for_dataset
+        from axq_mlperf.tasks import of_run
 
-        task = params.get("task") or for_dataset(params["dataset_name"])  # rules that don't name it: the data set's
-        backend = Options(**{name: params[name] for name in parameter_fields(Options)}, task=task)
+        backend = Options(**{name: params[name] for name in parameter_fields(Options)}, task=of_run(params))
         return cls(**{name: params[name] for name in parameter_fields(cls)}, backend=backend, **computed)
 
     def write(self, directory: Path) -> Path:

@@ -76,6 +76,18 @@ def load_weights(model: Any, directory: Path, device: str = "cpu") -> Any:
     return model.eval().to(device)
 
 
+def user_weights(weights_path: str | None) -> Path | None:
+    """Return the weights file a `weights_path` names (None: none given), or raise BuildError if it is no file."""
+    from axq.errors import BuildError
+
+    if weights_path is None:
+        return None
+    path = Path(weights_path).expanduser().resolve()
+    if not path.is_file():
+        raise BuildError(f"weights_path={weights_path}: no such file")
+    return path
+
+
 def check_state_dict(model: Any, path: Path, name: str) -> None:
     """Raise BuildError unless the file at path is a state_dict that loads strictly into model (named name)."""
     import torch

@@ -23,6 +23,7 @@ Light at import: the implementations import numpy and their scorers where they u
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -63,6 +64,11 @@ DETECTION_SETS = frozenset({"digits_detection", "coco", "openimages"})  # datase
 def for_dataset(dataset_name: str) -> str:
     """Return the task a data set is for: object_detection for detection sets, else image_classification."""
     return "object_detection" if dataset_name in DETECTION_SETS else "image_classification"
+
+
+def of_run(params: Mapping[str, Any]) -> str:
+    """Return a run's task: the `task=` its rule names, else what its data set is for."""
+    return params.get("task") or for_dataset(params["dataset_name"])
 
 
 def run_query(dataset_name: str) -> str:
