@@ -57,6 +57,7 @@ DEVICES = ("cpu", "cuda")
 # A compliance run's reference runs: dependency name by mode; the parameters they don't share.
 REFERENCES = {"AccuracyOnly": "reference_accuracy", "PerformanceOnly": "reference_performance"}
 REFERENCE_FIXED = frozenset({"dataset_name", "task", "loadgen_compliance_test", "loadgen_mode"})
+ACHIEVED_MIN_MS = 5000  # the shortest test whose samples/s the next Offline run of its SUT aims at
 STARTUP_S = 6  # a child's start: Python, torch, LoadGen, loading and timing the model
 VALID_TIMING_S = 20  # a valid Offline run's longer warm-up and timing (harness.VALID_WARMUP_S, VALID_TIMING_S)
 # An accuracy run's pass over the data set, about: seconds per sample, and the whole test split.
@@ -96,7 +97,7 @@ def build(ctx: BuildContext) -> dict:
     if report is not None:
         found.update(results.contention(report))
     if timings_file is not None:
-        keep_timings(ctx, timings_file, found)
+        keep_timings(ctx, timings_file, found, settings)
     if refs:
         found["compliance"] = verify_compliance(ctx, refs)
     if ctx.deps["model"].results.get("random_weights"):
@@ -158,11 +159,13 @@ def cached_timings(ctx: BuildContext, run: HarnessConfig) -> tuple[HarnessConfig
     return dataclasses.replace(run, timings=timings), path
 
 
-def keep_timings(ctx: BuildContext, path: Path, found: dict) -> None:
+def keep_timings(ctx: BuildContext, path: Path, found: dict, settings: dict) -> None:
     """Cache the run's timings (an Offline performance run's with LoadGen's samples/s), unless others disturbed it.
 
     Timings taken on a busy machine would aim the next quiet run too low (and end it before
-    min_duration), so a contended run caches nothing.
+    min_duration), so a contended run caches nothing. LoadGen's samples/s are kept only from
+    a test of at least ACHIEVED_MIN_MS: a shorter one is mostly a fresh process's slow first
+    seconds, which aimed the next run too low (a 0.3 s test's figure ended the next one early).
     """
     import json
     import os
@@ -176,7 +179,7 @@ def keep_timings(ctx: BuildContext, path: Path, found: dict) -> None:
     except FileNotFoundError:
         return
     if ctx.params["loadgen_scenario"] == "Offline" and ctx.params["loadgen_mode"] == "PerformanceOnly" \
-            and found.get("performance"):
+            and found.get("performance") and settings.get("min_duration", 0) >= ACHIEVED_MIN_MS:
         timings["achieved"] = float(found["performance"])
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}")
