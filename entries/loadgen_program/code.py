@@ -63,10 +63,6 @@ VALID_TIMING_S = 20  # a valid Offline run's longer warm-up and timing (harness.
 # An accuracy run's pass over the data set, about: seconds per sample, and the whole test split.
 SAMPLE_S = {"digits": 0.002, "fashion_mnist": 0.0005, "imagenet": 0.02, "digits_detection": 0.002, "coco": 0.5}
 FULL_SIZE = {"digits": 450, "fashion_mnist": 10_000, "imagenet": 50_000, "digits_detection": 500, "coco": 5000}
-# The runtimes a COCO detector runs on so far, and why not the others (torchvision's post-processing).
-COCO_RUNTIMES = ("pytorch",)
-COCO_EXPORT = ("torch.onnx.export (dynamo) stops at torchvision's batched_nms, which branches on how many boxes "
-               "survive the score threshold; use framework=pytorch")
 
 
 # ----------------------------------------------------------------------------- build
@@ -228,16 +224,11 @@ def check_task(params: dict) -> None:
 
 
 def check_coco_detector(params: dict) -> None:
-    """Raise ParameterError for a model that is no COCO detector, or a runtime it does not run on yet."""
+    """Raise ParameterError for a model that is no COCO detector, or a runtime and precision it isn't made for."""
     from axq_mlperf import detectors
 
     detectors.check_model_name(params["model_name"])
-    if backends.FRAMEWORKS[params["framework"]] not in COCO_RUNTIMES:
-        raise ParameterError(f"framework={params['framework']} is not available for "
-                             f"model_name={params['model_name']} yet: {COCO_EXPORT}")
-    if params["precision"] == "int8":
-        raise ParameterError("precision", "int8", f"is not available for model_name={params['model_name']} yet: "
-                             "int8 needs the exported model")
+    detectors.check_runtime(params["model_name"], params["framework"], params["precision"])
 
 
 def check_compliance(params: dict) -> None:

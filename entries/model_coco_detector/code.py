@@ -1,8 +1,9 @@
 """Provide a torchvision COCO detector (`model_name=retinanet_coco`, `ssd_mobilenet`, `ssdlite`) as an entry.
 
-The model is axq_mlperf.detectors' wrapper of torchvision's detector, made with no
-download ever (`weights=None, weights_backbone=None`). Its weights, as `weights.pt` (the
-torchvision detector's state_dict, the wrapper's `network`):
+The model is axq_mlperf.detectors' `Heads` of torchvision's detector, made with no
+download ever (`weights=None, weights_backbone=None`); the entry also holds its anchors and
+its results the `postprocess` that turns the heads' outputs into detections. Its weights, as
+`weights.pt` (the torchvision detector's state_dict, the heads' `network`):
 
 - `weights_path=FILE`: a .pt/.pth state_dict the user has (torchvision's published COCO
   weights, or their own), copied in after it loads strictly into the detector; a file for
@@ -38,7 +39,8 @@ def build(ctx: BuildContext) -> dict:
 
     name, size = detectors.canonical(ctx.params["model_name"]), image_size(ctx.params)
     torch.manual_seed(RANDOM_SEED)
-    network = detectors.new_network(name, size)
+    model = detectors.new_model(name, size)
+    network = model.network
     source = training.user_weights(ctx.params["weights_path"])
     if source is None:
         training.save_weights(network, ctx.path)
@@ -49,7 +51,8 @@ def build(ctx: BuildContext) -> dict:
         shutil.copyfile(source, ctx.path / WEIGHTS)
         ctx.log(f"{name}: weights from {source}")
     return {"weights_source": None if source is None else str(source), "random_weights": source is None,
-            "image_size": size, "weights_sha256": file_sha256(ctx.path / WEIGHTS)}
+            "image_size": size, "weights_sha256": file_sha256(ctx.path / WEIGHTS),
+            **detectors.write_spec(model.eval(), ctx.path)}
 
 
 def image_size(params: Any) -> int:
@@ -60,7 +63,7 @@ def image_size(params: Any) -> int:
 
 
 def load_model(entry: Entry, device: str = "cpu") -> Any:
-    """Return the wrapped detector with the entry's weights, in eval mode on device."""
+    """Return the detector's heads with the entry's weights, in eval mode on device (its `postprocess` decodes them)."""
     from axq_mlperf import detectors, training
 
     model = detectors.new_model(entry.params["model_name"], int(entry.results["image_size"]))

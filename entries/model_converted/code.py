@@ -37,6 +37,7 @@ FILES = {"onnx": "model.onnx", "openvino": "model.xml", "pytorch": "model.pt2"}
 RUNTIMES = {"onnx": "onnxruntime", "openvino": "openvino", "pytorch": "pytorch"}
 CHECK_BATCH = 64
 VALIDATION_SIZE = 500  # held-out training images a detector's accuracy-controlled quantization scores
+CONTROLLED = ("digits_detection",)  # detectors NNCF quantizes with accuracy control (they have a training split)
 
 
 # ----------------------------------------------------------------------------- resolve-time hooks
@@ -45,9 +46,18 @@ VALIDATION_SIZE = 500  # held-out training images a detector's accuracy-controll
 def source_query(params: dict) -> str:
     """Return the query of the PyTorch model this entry is made from."""
     query = f"model,model_name={params['model_name']},dataset_name={params['dataset_name']}"
-    if params["dataset_name"] == "imagenet":
+    if params["dataset_name"] in ("imagenet", "coco"):
         query += f",weights_path={format_value(params['weights_path'])}"
+    if params["dataset_name"] == "coco":
+        query += f",image_size={coco_image_size(params)}"
     return query + data_dir(params)
+
+
+def coco_image_size(params: Params) -> int:
+    """Return a COCO detector's input side: the parameter, else the model's own."""
+    from axq_mlperf import detectors
+
+    return detectors.image_size(params["model_name"], params["image_size"])
 
 
 def data_dir(params: dict) -> str:
@@ -67,7 +77,7 @@ def format_value(value: Any) -> str:
 
 def converted_query(params: dict, format_: str) -> tuple[str, dict]:
     """Return the query and overrides of the fp32 model in format_ made from the same source."""
-    same = {k: params[k] for k in ("model_name", "dataset_name", "weights_path", "fashion_mnist_dir")}
+    same = {k: params[k] for k in ("model_name", "dataset_name", "weights_path", "fashion_mnist_dir", "image_size")}
     return "model,converted", {**same, "format": format_, "precision": "fp32"}
 
 
@@ -90,6 +100,8 @@ def quantization_deps(params: dict) -> dict:
 def calibration_query(params: dict) -> str | tuple[str, dict]:
     """Return the preprocessed calibration images: the training split, or ImageNet's calibration_dir."""
     name = params["dataset_name"]
+    if name == "coco":
+        return coco_query(params, params["calibration_dir"], None)
     if name != "imagenet":
         return f"dataset,preprocessed,{name},split=train" + data_dir(params)
     return imagenet_query(params, params["calibration_dir"], None)
@@ -98,6 +110,8 @@ def calibration_query(params: dict) -> str | tuple[str, dict]:
 def check_query(params: dict) -> str | tuple[str, dict]:
     """Return the held-out check set: the test split, or the first check_size ImageNet images."""
     name = params["dataset_name"]
+    if name == "coco":
+        return coco_query(params, params["coco_dir"], params["check_size"])
     if name != "imagenet":
         size = format_value(params["check_size"])
         return f"dataset,preprocessed,{name},split=test,dataset_size={size}" + data_dir(params)
@@ -112,8 +126,16 @@ def imagenet_query(params: dict, folder: str, size: int | None) -> tuple[str, di
                                "loadgen_dataset_size": size})
 
 
+def coco_query(params: dict, folder: str, size: int | None) -> tuple[str, dict]:
+    """Return the query of a COCO-layout folder's images preprocessed as the detector's runs preprocess them."""
+    return "dataset,preprocessed,coco", {"coco_dir": folder, "dataset_size": size,
+                                         "image_size": coco_image_size(params)}
+
+
 def sample_shape(params: Params) -> tuple[int, ...]:
-    """Return one input sample's shape, C x H x W (ImageNet: the model's crop)."""
+    """Return one input sample's shape, C x H x W (ImageNet: the model's crop; COCO: its square input)."""
+    if params["dataset_name"] == "coco":
+        return 3, coco_image_size(params), coco_image_size(params)
     if params["dataset_name"] != "imagenet":
         return SAMPLE_SHAPES[params["dataset_name"]]
     from axq_mlperf.classifiers import preprocessing
@@ -124,15 +146,20 @@ def sample_shape(params: Params) -> tuple[int, ...]:
 
 def check_params(params: dict) -> None:
     """Raise ParameterError for an int8 ImageNet model without its calibration and check folders."""
-    if params["dataset_name"] not in SAMPLE_SHAPES:
-        raise ParameterError("dataset_name", params["dataset_name"], "must be one of " + ", ".join(SAMPLE_SHAPES))
-    if params["precision"] != "int8" or params["dataset_name"] != "imagenet":
+    if params["dataset_name"] not in (*SAMPLE_SHAPES, "coco"):
+        raise ParameterError("dataset_name", params["dataset_name"], "must be one of "
+                             + ", ".join((*SAMPLE_SHAPES, "coco")))
+    if params["precision"] != "int8" or params["dataset_name"] not in FOLDERS:
         return
-    for name, what in (("calibration_dir", "ImageNet images to calibrate on (never the scored ones)"),
-                       ("imagenet_dir", "the ImageNet validation folder (the accuracy check)")):
+    data, scored = FOLDERS[params["dataset_name"]]
+    for name, what in (("calibration_dir", f"{data} images to calibrate on (never the scored ones)"),
+                       (scored, f"the {data} folder whose images check accuracy")):
         if params.get(name) is None:
-            raise ParameterError(f"int8 ImageNet models need {name}=FOLDER: {what}; "
+            raise ParameterError(f"int8 {data} models need {name}=FOLDER: {what}; "
                                  f"`axq set {name}=...` makes it a collection default")
+
+
+FOLDERS = {"imagenet": ("ImageNet", "imagenet_dir"), "coco": ("COCO", "coco_dir")}  # an int8 model's data folders
 
 
 EXPECTED_S = {"onnx": 15.0, "openvino": 5.0}
@@ -160,7 +187,7 @@ def export_onnx(ctx: BuildContext) -> dict:
     assert program is not None, "torch.onnx.export(dynamo=True) returns the ONNX program"
     program.save(str(ctx.path / FILES["onnx"]), external_data=False)
     ctx.log(f"onnx: exported {ctx.deps['source'].name}")
-    return {"format": "onnx", "file": FILES["onnx"], "precision": "fp32"}
+    return {"format": "onnx", "file": FILES["onnx"], "precision": "fp32", **carry(ctx, "source")}
 
 
 def convert_openvino(ctx: BuildContext) -> dict:
@@ -170,7 +197,14 @@ def convert_openvino(ctx: BuildContext) -> dict:
     model = ov.convert_model(str(model_file(ctx.deps["onnx"])))
     ov.save_model(model, str(ctx.path / FILES["openvino"]), compress_to_fp16=False)
     ctx.log(f"openvino: converted {ctx.deps['onnx'].name}")
-    return {"format": "openvino", "file": FILES["openvino"], "precision": "fp32"}
+    return {"format": "openvino", "file": FILES["openvino"], "precision": "fp32", **carry(ctx, "onnx")}
+
+
+def carry(ctx: BuildContext, source: str) -> dict:
+    """Return what a model made from the dependency `source` keeps of it (a detector's post-processing), files too."""
+    from axq_mlperf.detectors import carry as carry_postprocess
+
+    return carry_postprocess(ctx.deps[source], ctx.path)
 
 
 def model_file(entry: Entry) -> Any:
@@ -187,7 +221,8 @@ def quantize(ctx: BuildContext) -> dict:
     images = calibration_images(ctx)
     ctx.log(f"int8: calibrating {format_} on {len(images)} images of {ctx.deps['calibration'].name}")
     QUANTIZERS[format_](ctx, images)
-    found = {"format": format_, "file": FILES[format_], "precision": "int8", "calibration_size": len(images)}
+    found = {"format": format_, "file": FILES[format_], "precision": "int8", "calibration_size": len(images),
+             **carry(ctx, "fp32")}
     return {**found, **accuracy_check(ctx)}
 
 
@@ -245,11 +280,9 @@ def quantize_openvino(ctx: BuildContext, images: Any) -> None:
     import nncf
     import openvino as ov
 
-    from axq_mlperf.tasks import DETECTION_SETS
-
     model = ov.Core().read_model(str(model_file(ctx.deps["fp32"])))
     batches = [images[i:i + 16] for i in range(0, len(images), 16)]
-    if ctx.params["dataset_name"] not in DETECTION_SETS:
+    if ctx.params["dataset_name"] not in CONTROLLED:
         quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches))  # items: batches
     else:
         quantized = quantize_with_control(ctx, model, batches)
@@ -408,11 +441,12 @@ def refuse_below_target(ratio: float, fp32: float, int8: float, target: float) -
 def built_model(ctx: BuildContext) -> Any:
     """Return the int8 model just written into the entry directory, as a backend opens it."""
     from axq_mlperf.backends import Model
+    from axq_mlperf.detectors import postprocess_of
 
-    path = ctx.path / FILES[ctx.params["format"]]
+    path, postprocess = ctx.path / FILES[ctx.params["format"]], postprocess_of(ctx.deps["fp32"])
     if ctx.params["format"] == "pytorch":
-        return Model("int8", load=lambda device: load_program(path))
-    return Model("int8", file=path)
+        return Model("int8", load=lambda device: load_program(path), postprocess=postprocess)
+    return Model("int8", file=path, postprocess=postprocess)
 
 
 def open_model(entry: Any, runtime: str, precision: str, task: str = "image_classification") -> Any:

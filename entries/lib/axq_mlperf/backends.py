@@ -88,14 +88,17 @@ class Model:
     precision: str = "fp32"  # what the model itself stores: fp32, or int8 once quantized
     file: Path | None = None  # ONNX or OpenVINO IR
     load: Callable[[str], Any] | None = None  # device -> torch.nn.Module
+    postprocess: Callable[[Any], Any] | None = None  # the graph's first output -> what the task decodes (None: it)
 
     @classmethod
     def of(cls, entry: Entry) -> Model:
-        """Return the model of an entry: its file if converted, else its recipe's `load_model`."""
-        precision = str(entry.results.get("precision", "fp32"))
+        """Return the model of an entry: its file if converted, else its recipe's `load_model`; its post-processing."""
+        from axq_mlperf.detectors import postprocess_of
+
+        precision, postprocess = str(entry.results.get("precision", "fp32")), postprocess_of(entry)
         if entry.results.get("format") in ("onnx", "openvino"):
-            return cls(precision, file=entry.path / entry.results["file"])
-        return cls(precision, load=lambda device: entry.call("load_model", device))
+            return cls(precision, file=entry.path / entry.results["file"], postprocess=postprocess)
+        return cls(precision, load=lambda device: entry.call("load_model", device), postprocess=postprocess)
 
 
 class Backend(Protocol):
@@ -144,15 +147,18 @@ def runtime_model_query(params: dict) -> tuple[str, dict] | None:
     overrides = {"format": needed[0], "precision": needed[1], "model_name": params["model_name"],
                  "dataset_name": params["dataset_name"]}
     imagenet = params["dataset_name"] == "imagenet"
-    if imagenet:
+    if imagenet or params["dataset_name"] == "coco":
         overrides["weights_path"] = params.get("weights_path")
+    if params["dataset_name"] == "coco":
+        overrides["image_size"] = params.get("image_size")
     if params.get("fashion_mnist_dir") is not None:  # the model trained (and checked) on the data named
         overrides["fashion_mnist_dir"] = params["fashion_mnist_dir"]
     if needed[1] == "int8":
         overrides.update({k: params[k] for k in ("accuracy_target", "calibration_size")})
-    if needed[1] == "int8" and imagenet:
-        overrides.update(calibration_dir=params["calibration_dir"], imagenet_dir=params["imagenet_dir"],
-                         check_size=params["loadgen_dataset_size"])
+    if needed[1] == "int8" and params["dataset_name"] in ("imagenet", "coco"):
+        folder = "imagenet_dir" if imagenet else "coco_dir"
+        overrides.update({"calibration_dir": params["calibration_dir"], folder: params[folder],
+                          "check_size": params["loadgen_dataset_size"]})
     return "model,converted", overrides
 
 
@@ -216,11 +222,17 @@ def bucket_sizes(batch_size: int) -> tuple[int, ...]:
     return tuple(sorted(sizes))
 
 
-def decoder(options: Options) -> Callable[[Any], Any]:
-    """Return how the run's task turns the runtime's first output (a numpy array, or a torch tensor) into answers."""
+def decoder(options: Options, model: Model) -> Callable[[Any], Any]:
+    """Return how the run's task turns the runtime's first output (a numpy array, or a torch tensor) into answers.
+
+    A model whose graph stops short of its answers (a COCO detector's heads) is post-processed first.
+    """
     from axq_mlperf import tasks
 
-    return tasks.get(options.task).decode
+    decode, postprocess = tasks.get(options.task).decode, model.postprocess
+    if postprocess is None:
+        return decode
+    return lambda output: decode(postprocess(output))
 
 
 # ----------------------------------------------------------------------------- PyTorch
@@ -232,7 +244,7 @@ class TorchBackend:
     def __init__(self, model: Model, options: Options) -> None:
         import torch
 
-        self.options, self.precision, self.decode = options, options.precision, decoder(options)
+        self.options, self.precision, self.decode = options, options.precision, decoder(options, model)
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(options.precision, torch.float32)
         self.channels_last = (options.memory_format or default_memory_format(options.device)) == "channels_last"
         if options.num_threads is not None:
@@ -357,7 +369,7 @@ class OnnxRuntimeBackend:
     def __init__(self, model: Model, options: Options) -> None:
         import onnxruntime as ort
 
-        self.options, self.precision, self.decode = options, model.precision, decoder(options)
+        self.options, self.precision, self.decode = options, model.precision, decoder(options, model)
         providers = ["CUDAExecutionProvider"] if options.device_kind == "cuda" else ["CPUExecutionProvider"]
         if providers[0] not in ort.get_available_providers():
             raise BuildError(f"onnxruntime here has no {providers[0]} (it has "
@@ -426,7 +438,7 @@ class OpenVinoBackend:
     def __init__(self, model: Model, options: Options) -> None:
         import openvino as ov
 
-        self.options, self.file, self.decode = options, str(model.file), decoder(options)
+        self.options, self.file, self.decode = options, str(model.file), decoder(options, model)
         self.compiled = ov.Core().compile_model(self.file, "CPU", ov_config(options))
         self.precision = self.checked_precision(model.precision)
         self.streams = int(self.compiled.get_property("NUM_STREAMS"))

@@ -1,4 +1,4 @@
-"""Torchvision's COCO detectors: each one's constructor, square input size, and the wrapper the runtimes run.
+"""Torchvision's COCO detectors: each one's constructor, square input size, and the split the runtimes run.
 
 The table is static, so that checking a `model_name` at resolve time costs no torchvision
 import. Two models, each as torchvision builds it with `weights=None, weights_backbone=None`
@@ -11,33 +11,55 @@ Both predict torchvision's 91 COCO classes, whose indices are COCO's category id
 is the background, the gaps are torchvision's `N/A` entries), so a label is the category id
 the scorer wants as it is.
 
-`Detector` (made on first use: torch is imported late) wraps one: its forward takes float32
-N x 3 x S x S in [0, 1] (the preprocessed data set stretches each image to S x S, so boxes
-normalised by the image's own size stay valid) and returns N x MAX_DETECTIONS x 6 float32
-rows [ymin, xmin, ymax, xmax, score, category_id] normalised by S, best first, padded with
-score 0: the rows axq_mlperf.tasks.detection encodes. The model's own transform still
-normalises the pixels; it is told S so that it resizes nothing.
+A detector runs in two parts, so that every runtime runs the same graph:
+
+- `Heads` (the model entry's `load_model`, what torch.onnx.export and OpenVINO take): float32
+  N x 3 x S x S in [0, 1] (the preprocessed data set stretches each image to S x S, so boxes
+  normalised by the image's own size stay valid), normalised and padded as torchvision's
+  transform does, through the backbone and heads: N x A x (4 + classes), each anchor's box
+  regression then class logits. Fixed-shape, with nothing that branches on the data.
+- `Postprocess` (after any runtime, in the backend's decoding): torchvision's own
+  `postprocess_detections` of the model (score threshold, top-k per level, batched NMS) on
+  those outputs and the anchors the model entry stored, giving N x MAX_DETECTIONS x 6
+  float32 rows [ymin, xmin, ymax, xmax, score, category_id] normalised by S, best first,
+  padded with score 0: the rows axq_mlperf.tasks.detection encodes. Together they give what
+  the torchvision model itself gives (tests/test_coco_detectors.py checks it).
+
+The model entry's results carry `postprocess` (the spec below) and its directory ANCHORS;
+converted entries copy both (`carry`), and axq_mlperf.backends decodes any model whose
+results have them with `postprocess_of`.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from axq.entry import Entry
 
 MAX_DETECTIONS = 100  # rows per image (MLPerf's RetinaNet keeps at most 100 per image too)
 NUM_CLASSES = 91  # torchvision's COCO classes: the background and COCO's category ids 1..90
+ANCHORS = "anchors.npy"  # in a model entry: A x 4 float32 anchors (x1, y1, x2, y2) of its input size
+BOX_REGRESSION = 4  # the first values of each anchor's output row
 
 
 class CocoDetector(NamedTuple):
-    """One torchvision COCO detector: its builder's name and its input's side."""
+    """One torchvision COCO detector: its builder's name, its input's side and its post-processing kind."""
 
     builder: str  # a function of torchvision.models.detection
     image_size: int  # the square input's side (pixels)
+    kind: str  # whose postprocess_detections decodes it: retinanet or ssd
+    no_pytorch_int8: str | None = None  # why PT2E can't quantize it, if it can't
 
 
 MODELS = {
-    "retinanet_coco": CocoDetector("retinanet_resnet50_fpn", 800),
-    "ssd_mobilenet": CocoDetector("ssdlite320_mobilenet_v3_large", 320),
+    "retinanet_coco": CocoDetector("retinanet_resnet50_fpn", 800, "retinanet",
+                                   "torchao's x86 PT2E quantizer refuses its FPN (`Input partition has more than "
+                                   "one output node`)"),
+    "ssd_mobilenet": CocoDetector("ssdlite320_mobilenet_v3_large", 320, "ssd"),
 }
 ALIASES = {"ssdlite": "ssd_mobilenet"}
 
@@ -55,6 +77,16 @@ def check_model_name(name: str) -> None:
         names = [*MODELS, *ALIASES]
         raise ParameterError("model_name", name, "is not a COCO detector axq runs: " + ", ".join(names)
                              + did_you_mean(str(name), names))
+
+
+def check_runtime(name: str, framework: str, precision: str) -> None:
+    """Raise ParameterError for a runtime and precision the detector can't be made for."""
+    from axq.errors import ParameterError
+
+    reason = MODELS[canonical(name)].no_pytorch_int8
+    if reason is not None and framework == "pytorch" and precision == "int8":
+        raise ParameterError("precision", "int8", f"is not available for model_name={name} on framework=pytorch: "
+                             f"{reason}; use framework=onnxrt or framework=openvino")
 
 
 def image_size(name: str, size: int | None) -> int:
@@ -84,35 +116,144 @@ def new_network(name: str, size: int) -> Any:
 
 
 def new_model(name: str, size: int) -> Any:
-    """Return the wrapped detector (random weights: torch's seed decides them)."""
-    return detector_class()(new_network(name, size), size)
+    """Return the detector's heads (random weights: torch's seed decides them)."""
+    return heads_class()(new_network(name, size), size)
+
+
+# ----------------------------------------------------------------------------- the graph
 
 
 @functools.cache
-def detector_class() -> type:
-    """Return the wrapper's nn.Module class (made on first use: torch is imported late)."""
+def heads_class() -> type:
+    """Return the graph's nn.Module class (made on first use: torch is imported late)."""
     import torch
     from torch import nn
 
-    class Detector(nn.Module):
-        """A torchvision detector whose output is fixed-size rows, as every runtime's must be."""
+    class Heads(nn.Module):
+        """A torchvision detector up to its heads' outputs: what every runtime runs."""
+
+        network: Any  # the torchvision detector (its transform's settings, backbone and head)
+        mean: torch.Tensor
+        std: torch.Tensor
 
         def __init__(self, network: nn.Module, size: int) -> None:
             super().__init__()
             self.network, self.size = network, size
+            transform: Any = network.transform
+            self.padded: int = -(-size // transform.size_divisible) * transform.size_divisible
+            self.register_buffer("mean", torch.tensor(transform.image_mean).view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("std", torch.tensor(transform.image_std).view(1, 3, 1, 1), persistent=False)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            """Return the top MAX_DETECTIONS detections per image (N x K x 6), padded with score 0."""
-            found = self.network(list(x.float()))
-            rows = x.new_zeros((len(x), MAX_DETECTIONS, 6), dtype=torch.float32)
+            """Return N x A x (4 + classes): every anchor's box regression, then its class logits."""
+            images = (x - self.mean) / self.std
+            if self.padded != self.size:  # torchvision pads the normalised batch with zeros, right and bottom
+                images = nn.functional.pad(images, (0, self.padded - self.size, 0, self.padded - self.size))
+            head = self.network.head(self.features(images))
+            return torch.cat([head["bbox_regression"], head["cls_logits"]], dim=2)
+
+        def features(self, images: torch.Tensor) -> list[torch.Tensor]:
+            """Return the backbone's feature maps, in order."""
+            found = self.network.backbone(images)
+            return [found] if isinstance(found, torch.Tensor) else list(found.values())
+
+    return Heads
+
+
+def spec_of(model: Any) -> tuple[dict[str, Any], Any]:
+    """Return the post-processing spec of a model's heads and its anchors (A x 4 float32, numpy).
+
+    The anchors are the model's anchor generator's for its padded input, from feature maps
+    of the backbone's output sizes (one run of the backbone on zeros).
+    """
+    import torch
+    from torchvision.models.detection.image_list import ImageList
+
+    network, size = model.network, model.size
+    with torch.inference_mode():
+        zeros = torch.zeros(1, 3, model.padded, model.padded)
+        features = model.features(zeros)
+        anchors = network.anchor_generator(ImageList(zeros, [(size, size)]), features)[0]
+    per_cell = len(anchors) // sum(f.shape[-2] * f.shape[-1] for f in features)
+    coder = network.box_coder
+    kind = "ssd" if type(network).__name__ == "SSD" else "retinanet"
+    spec = {"kind": kind, "image_size": size, "levels": [per_cell * f.shape[-2] * f.shape[-1] for f in features],
+            "score_thresh": network.score_thresh, "nms_thresh": network.nms_thresh,
+            "topk_candidates": network.topk_candidates, "detections_per_img": network.detections_per_img,
+            "box_weights": list(coder.weights), "bbox_xform_clip": coder.bbox_xform_clip}
+    return spec, anchors.numpy().astype("float32")
+
+
+def write_spec(model: Any, directory: Path) -> dict[str, Any]:
+    """Write the model's anchors into its entry directory; return the results key that names its post-processing."""
+    import numpy as np
+
+    spec, anchors = spec_of(model)
+    np.save(directory / ANCHORS, anchors)
+    return {"postprocess": spec}
+
+
+def carry(source: Entry, directory: Path) -> dict[str, Any]:
+    """Copy a detector's anchors from the entry a model was made from; return its results key (none: {})."""
+    if "postprocess" not in source.results:
+        return {}
+    shutil.copyfile(source.path / ANCHORS, directory / ANCHORS)
+    return {"postprocess": source.results["postprocess"]}
+
+
+# ----------------------------------------------------------------------------- post-processing
+
+
+def postprocess_of(entry: Entry) -> Postprocess | None:
+    """Return the post-processing of a model entry whose outputs need it (a COCO detector's), else None."""
+    spec = entry.results.get("postprocess")
+    return None if spec is None else Postprocess(spec, entry.path / ANCHORS)
+
+
+class Postprocess:
+    """torchvision's postprocess_detections of a detector's heads' outputs: fixed-size rows per image."""
+
+    def __init__(self, spec: dict[str, Any], anchors: Path) -> None:
+        import numpy as np
+        import torch
+        from torchvision.models.detection import _utils, retinanet, ssd
+
+        self.spec, self.size, self.levels = spec, int(spec["image_size"]), [int(n) for n in spec["levels"]]
+        self.anchors = torch.from_numpy(np.load(anchors))
+        coder = _utils.BoxCoder(tuple(spec["box_weights"]), spec["bbox_xform_clip"])
+        self.model = type("Settings", (), {  # what postprocess_detections reads of its model
+            "box_coder": coder, "score_thresh": spec["score_thresh"], "nms_thresh": spec["nms_thresh"],
+            "topk_candidates": spec["topk_candidates"], "detections_per_img": spec["detections_per_img"]})()
+        self.method = (ssd.SSD if spec["kind"] == "ssd" else retinanet.RetinaNet).postprocess_detections
+
+    def __call__(self, output: Any) -> Any:
+        """Return N x MAX_DETECTIONS x 6 rows from N x A x (4 + classes) outputs (numpy in, numpy out)."""
+        import numpy as np
+        import torch
+
+        is_numpy = not isinstance(output, torch.Tensor)
+        raw = (torch.from_numpy(np.asarray(output)) if is_numpy else output).to("cpu", torch.float32)
+        with torch.inference_mode():
+            found = self.detections(raw[..., :BOX_REGRESSION], raw[..., BOX_REGRESSION:])
+            rows = torch.zeros((len(raw), MAX_DETECTIONS, 6), dtype=torch.float32)
             for image, detections in enumerate(found):
                 rows[image, :len(detections["scores"])] = self.rows(detections)
-            return rows
+        return rows.numpy() if is_numpy else rows
 
-        def rows(self, detections: dict[str, torch.Tensor]) -> torch.Tensor:
-            """Return one image's detections as [ymin, xmin, ymax, xmax, score, category_id] (normalised by S)."""
-            xmin, ymin, xmax, ymax = (detections["boxes"].float() / self.size).clamp(0, 1).unbind(1)
-            return torch.stack([ymin, xmin, ymax, xmax, detections["scores"].float(),
-                                detections["labels"].float()], dim=1)[:MAX_DETECTIONS]
+    def detections(self, regression: Any, logits: Any) -> list[dict[str, Any]]:
+        """Return torchvision's detections (boxes in pixels, scores, labels) of each image."""
+        shapes = [(self.size, self.size)] * len(regression)
+        if self.spec["kind"] == "ssd":
+            head = {"bbox_regression": regression, "cls_logits": logits}
+            return self.method(self.model, head, [self.anchors] * len(regression), shapes)
+        split = {"bbox_regression": list(regression.split(self.levels, dim=1)),
+                 "cls_logits": list(logits.split(self.levels, dim=1))}
+        return self.method(self.model, split, [list(self.anchors.split(self.levels))] * len(regression), shapes)
 
-    return Detector
+    def rows(self, detections: dict[str, Any]) -> Any:
+        """Return one image's detections as [ymin, xmin, ymax, xmax, score, category_id] (normalised by S)."""
+        import torch
+
+        xmin, ymin, xmax, ymax = (detections["boxes"] / self.size).clamp(0, 1).unbind(1)
+        return torch.stack([ymin, xmin, ymax, xmax, detections["scores"],
+                            detections["labels"].float()], dim=1)[:MAX_DETECTIONS]
