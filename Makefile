@@ -15,7 +15,7 @@ DEMO_QUERY := loadgen_output,classified_digits,framework=pytorch,loadgen_mode=Ac
 $(BIN)/axq: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install -q -e '.[dev]'
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install -q -e '.[dev,yolo]'
 	$(BIN)/python -c 'import os, sysconfig; print(os.getcwd(), file=open(os.path.join(sysconfig.get_path("purelib"), "axq_checkout.pth"), "w"))'
 	touch $(BIN)/axq
 

@@ -30,8 +30,6 @@ RANDOM_SEED = 0  # random weights are torch's with this seed
 
 def build(ctx: BuildContext) -> dict:
     """Make the detector and write its weights: the user's file, checked and copied, else random ones."""
-    import shutil
-
     import torch
 
     from axq_mlperf import detectors, training
@@ -46,9 +44,8 @@ def build(ctx: BuildContext) -> dict:
         training.save_weights(network, ctx.path)
         ctx.log(f"{name}: random weights (no weights_path): for performance runs only")
     else:
-        training.check_state_dict(network, source, f"{name} ({detectors.MODELS[name].builder}, "
-                                          f"{detectors.NUM_CLASSES} classes)")
-        shutil.copyfile(source, ctx.path / WEIGHTS)
+        training.load_fitting(network, detectors.read_weights(name, source), source, detectors.describe(name))
+        training.save_weights(network, ctx.path)
         ctx.log(f"{name}: weights from {source}")
     return {"weights_source": None if source is None else str(source), "random_weights": source is None,
             "image_size": size, "weights_sha256": file_sha256(ctx.path / WEIGHTS),

@@ -1,19 +1,22 @@
-"""Torchvision's COCO detectors: each one's constructor, square input size, and the split the runtimes run.
+"""The COCO detectors: each one's constructor, square input size, and the split the runtimes run.
 
 The table is static, so that checking a `model_name` at resolve time costs no torchvision
-import. Two models, each as torchvision builds it with `weights=None, weights_backbone=None`
-(nothing is ever downloaded: weights come from `weights_path`, else they are random):
+import. Nothing is ever downloaded: weights come from `weights_path`, else they are random.
 
-- `retinanet_coco`: `retinanet_resnet50_fpn`, 800 x 800 input;
-- `ssd_mobilenet` (also `ssdlite`): `ssdlite320_mobilenet_v3_large`, 320 x 320 input.
+- `retinanet_coco`: torchvision's `retinanet_resnet50_fpn`, 800 x 800 input;
+- `ssd_mobilenet` (also `ssdlite`): torchvision's `ssdlite320_mobilenet_v3_large`, 320 x 320;
+- `yolo11n` ... `yolo11x` (`yolo`: `yolo11l`, MLPerf's): ultralytics' YOLO11, 640 x 640
+  (axq_mlperf.yolo, the only code that imports ultralytics, an optional AGPL-3.0 extra).
 
-Both predict torchvision's 91 COCO classes, whose indices are COCO's category ids (index 0
-is the background, the gaps are torchvision's `N/A` entries), so a label is the category id
-the scorer wants as it is.
+torchvision's are built with `weights=None, weights_backbone=None` and predict its 91 COCO
+classes, whose indices are COCO's category ids (index 0 is the background, the gaps are
+torchvision's `N/A` entries), so a label is the category id the scorer wants as it is;
+YOLO's 80 classes are mapped to those ids as MLPerf's reference harness maps them.
 
 A detector runs in two parts, so that every runtime runs the same graph:
 
-- `Heads` (the model entry's `load_model`, what torch.onnx.export and OpenVINO take): float32
+- `Heads` (the model entry's `load_model`, what torch.onnx.export and OpenVINO take; YOLO's
+  is axq_mlperf.yolo's `Graph`, its Detect head's decoded boxes and scores): float32
   N x 3 x S x S in [0, 1] (the preprocessed data set stretches each image to S x S, so boxes
   normalised by the image's own size stay valid), normalised and padded as torchvision's
   transform does, through the backbone and heads: N x A x (4 + classes), each anchor's box
@@ -60,8 +63,9 @@ MODELS = {
                                    "torchao's x86 PT2E quantizer refuses its FPN (`Input partition has more than "
                                    "one output node`)"),
     "ssd_mobilenet": CocoDetector("ssdlite320_mobilenet_v3_large", 320, "ssd"),
+    **{f"yolo11{size}": CocoDetector(f"yolo11{size}", 640, "yolo") for size in ("n", "s", "m", "l", "x")},
 }
-ALIASES = {"ssdlite": "ssd_mobilenet"}
+ALIASES = {"ssdlite": "ssd_mobilenet", "yolo": "yolo11l"}  # yolo: MLPerf's (yolo-99 / yolo-95)
 
 
 def canonical(name: str) -> str:
@@ -89,6 +93,14 @@ def check_runtime(name: str, framework: str, precision: str) -> None:
                              f"{reason}; use framework=onnxrt or framework=openvino")
 
 
+def describe(name: str) -> str:
+    """Return the detector as a weights error names it: `retinanet_coco (retinanet_resnet50_fpn, 91 classes)`."""
+    model = MODELS[canonical(name)]
+    if model.kind == "yolo":
+        return f"{canonical(name)} (ultralytics' {model.builder}.yaml, 80 classes)"
+    return f"{canonical(name)} ({model.builder}, {NUM_CLASSES} classes)"
+
+
 def image_size(name: str, size: int | None) -> int:
     """Return the input side a run uses: the one given, else the model's own."""
     return size if size is not None else MODELS[canonical(name)].image_size
@@ -103,9 +115,13 @@ def preprocessed_query(params: dict) -> tuple[str, dict]:
 
 
 def new_network(name: str, size: int) -> Any:
-    """Return torchvision's detector `name`, randomly initialised, its transform told the input is size x size."""
+    """Return the detector `name`, randomly initialised (torchvision's: its transform told the input's side)."""
     import torchvision
 
+    if MODELS[canonical(name)].kind == "yolo":
+        from axq_mlperf import yolo
+
+        return yolo.new_network(canonical(name))
     builder = getattr(torchvision.models.detection, MODELS[canonical(name)].builder)
     network = builder(weights=None, weights_backbone=None, num_classes=NUM_CLASSES,
                       detections_per_img=MAX_DETECTIONS)
@@ -116,8 +132,23 @@ def new_network(name: str, size: int) -> Any:
 
 
 def new_model(name: str, size: int) -> Any:
-    """Return the detector's heads (random weights: torch's seed decides them)."""
+    """Return the graph the runtimes run (random weights: torch's seed decides them)."""
+    if MODELS[canonical(name)].kind == "yolo":
+        from axq_mlperf import yolo
+
+        return yolo.graph_class()(new_network(name, size), size)
     return heads_class()(new_network(name, size), size)
+
+
+def read_weights(name: str, path: Path) -> dict:
+    """Return the state_dict in a weights file for the detector `name` (ultralytics' checkpoints for YOLO)."""
+    from axq_mlperf import training
+
+    if MODELS[canonical(name)].kind == "yolo":
+        from axq_mlperf import yolo
+
+        return yolo.read_weights(path)
+    return training.read_state_dict(path)
 
 
 # ----------------------------------------------------------------------------- the graph
@@ -157,39 +188,41 @@ def heads_class() -> type:
             found = self.network.backbone(images)
             return [found] if isinstance(found, torch.Tensor) else list(found.values())
 
+        def spec(self) -> tuple[dict[str, Any], Any]:
+            """Return the post-processing spec and the anchors (A x 4 float32, numpy).
+
+            The anchors are the anchor generator's for the padded input, from feature maps
+            of the backbone's output sizes (one run of the backbone on zeros).
+            """
+            from torchvision.models.detection.image_list import ImageList
+
+            network, size = self.network, self.size
+            with torch.inference_mode():
+                zeros = torch.zeros(1, 3, self.padded, self.padded)
+                features = self.features(zeros)
+                anchors = network.anchor_generator(ImageList(zeros, [(size, size)]), features)[0]
+            cells = [f.shape[-2] * f.shape[-1] for f in features]
+            per_cell, coder = len(anchors) // sum(cells), network.box_coder
+            spec = {"kind": KINDS[type(network).__name__], "image_size": size,
+                    "levels": [per_cell * n for n in cells], "score_thresh": network.score_thresh,
+                    "nms_thresh": network.nms_thresh, "topk_candidates": network.topk_candidates,
+                    "detections_per_img": network.detections_per_img, "box_weights": list(coder.weights),
+                    "bbox_xform_clip": coder.bbox_xform_clip}
+            return spec, anchors.numpy().astype("float32")
+
     return Heads
 
 
-def spec_of(model: Any) -> tuple[dict[str, Any], Any]:
-    """Return the post-processing spec of a model's heads and its anchors (A x 4 float32, numpy).
-
-    The anchors are the model's anchor generator's for its padded input, from feature maps
-    of the backbone's output sizes (one run of the backbone on zeros).
-    """
-    import torch
-    from torchvision.models.detection.image_list import ImageList
-
-    network, size = model.network, model.size
-    with torch.inference_mode():
-        zeros = torch.zeros(1, 3, model.padded, model.padded)
-        features = model.features(zeros)
-        anchors = network.anchor_generator(ImageList(zeros, [(size, size)]), features)[0]
-    per_cell = len(anchors) // sum(f.shape[-2] * f.shape[-1] for f in features)
-    coder = network.box_coder
-    kind = "ssd" if type(network).__name__ == "SSD" else "retinanet"
-    spec = {"kind": kind, "image_size": size, "levels": [per_cell * f.shape[-2] * f.shape[-1] for f in features],
-            "score_thresh": network.score_thresh, "nms_thresh": network.nms_thresh,
-            "topk_candidates": network.topk_candidates, "detections_per_img": network.detections_per_img,
-            "box_weights": list(coder.weights), "bbox_xform_clip": coder.bbox_xform_clip}
-    return spec, anchors.numpy().astype("float32")
+KINDS = {"SSD": "ssd", "RetinaNet": "retinanet"}  # torchvision's class -> postprocess kind
 
 
 def write_spec(model: Any, directory: Path) -> dict[str, Any]:
-    """Write the model's anchors into its entry directory; return the results key that names its post-processing."""
+    """Write the graph's anchors (if it has any) into its entry directory; return its post-processing results key."""
     import numpy as np
 
-    spec, anchors = spec_of(model)
-    np.save(directory / ANCHORS, anchors)
+    spec, anchors = model.spec()
+    if anchors is not None:
+        np.save(directory / ANCHORS, anchors)
     return {"postprocess": spec}
 
 
@@ -197,7 +230,8 @@ def carry(source: Entry, directory: Path) -> dict[str, Any]:
     """Copy a detector's anchors from the entry a model was made from; return its results key (none: {})."""
     if "postprocess" not in source.results:
         return {}
-    shutil.copyfile(source.path / ANCHORS, directory / ANCHORS)
+    if (source.path / ANCHORS).exists():
+        shutil.copyfile(source.path / ANCHORS, directory / ANCHORS)
     return {"postprocess": source.results["postprocess"]}
 
 
@@ -218,7 +252,10 @@ class Postprocess:
         import torch
         from torchvision.models.detection import _utils, retinanet, ssd
 
-        self.spec, self.size, self.levels = spec, int(spec["image_size"]), [int(n) for n in spec["levels"]]
+        self.spec, self.size = spec, int(spec["image_size"])
+        if spec["kind"] == "yolo":  # its head decodes its own boxes: no anchors, ultralytics' NMS
+            return
+        self.levels = [int(n) for n in spec["levels"]]
         self.anchors = torch.from_numpy(np.load(anchors))
         coder = _utils.BoxCoder(tuple(spec["box_weights"]), spec["bbox_xform_clip"])
         self.model = type("Settings", (), {  # what postprocess_detections reads of its model
@@ -234,14 +271,19 @@ class Postprocess:
         is_numpy = not isinstance(output, torch.Tensor)
         raw = (torch.from_numpy(np.asarray(output)) if is_numpy else output).to("cpu", torch.float32)
         with torch.inference_mode():
-            found = self.detections(raw[..., :BOX_REGRESSION], raw[..., BOX_REGRESSION:])
+            found = self.detections(raw)
             rows = torch.zeros((len(raw), MAX_DETECTIONS, 6), dtype=torch.float32)
             for image, detections in enumerate(found):
                 rows[image, :len(detections["scores"])] = self.rows(detections)
         return rows.numpy() if is_numpy else rows
 
-    def detections(self, regression: Any, logits: Any) -> list[dict[str, Any]]:
-        """Return torchvision's detections (boxes in pixels, scores, labels) of each image."""
+    def detections(self, raw: Any) -> list[dict[str, Any]]:
+        """Return the model's own detections (boxes in pixels, scores, COCO category ids) of each image."""
+        if self.spec["kind"] == "yolo":
+            from axq_mlperf import yolo
+
+            return yolo.detections(self.spec, raw)
+        regression, logits = raw[..., :BOX_REGRESSION], raw[..., BOX_REGRESSION:]
         shapes = [(self.size, self.size)] * len(regression)
         if self.spec["kind"] == "ssd":
             head = {"bbox_regression": regression, "cls_logits": logits}
@@ -257,3 +299,4 @@ class Postprocess:
         xmin, ymin, xmax, ymax = (detections["boxes"] / self.size).clamp(0, 1).unbind(1)
         return torch.stack([ymin, xmin, ymax, xmax, detections["scores"],
                             detections["labels"].float()], dim=1)[:MAX_DETECTIONS]
+

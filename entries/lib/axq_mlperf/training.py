@@ -90,6 +90,11 @@ def user_weights(weights_path: str | None) -> Path | None:
 
 def check_state_dict(model: Any, path: Path, name: str) -> None:
     """Raise BuildError unless the file at path is a state_dict that loads strictly into model (named name)."""
+    load_fitting(model, read_state_dict(path), path, name)
+
+
+def read_state_dict(path: Path) -> dict:
+    """Return the state_dict in a weights file, or raise BuildError naming the path."""
     import torch
 
     from axq.errors import BuildError
@@ -100,6 +105,13 @@ def check_state_dict(model: Any, path: Path, name: str) -> None:
         raise BuildError(f"can't read weights at {path}: {first_line(error)}") from error
     if not isinstance(state, dict):
         raise BuildError(f"weights at {path} are a {type(state).__name__}, not a state_dict")
+    return state
+
+
+def load_fitting(model: Any, state: dict, path: Path, name: str) -> None:
+    """Load state (read from path) strictly into model (named name), or raise BuildError saying what doesn't fit."""
+    from axq.errors import BuildError
+
     problem = key_mismatch(model.state_dict(), state)
     if problem:
         raise BuildError(f"weights at {path} don't fit {name}: {problem}")
