@@ -38,6 +38,15 @@ CLOSED_BENCHMARKS = frozenset({
     "mixtral-8x7b", "llama3.1-405b", "llama3.1-8b", "llama3.1-8b-edge", "rgat", "pointpainting",
     "deepseek-r1", "whisper", "yolo-95", "yolo-99", "gpt-oss-120b", "qwen3-vl-235b-a22b",
     "dlrm-v3", "wan-2.2-t2v-a14b"})
+# What each closed benchmark's model is (mlcommons/inference's reference implementations), and
+# axq's runs of that very model as (dataset_name, model_name): the closed division takes no other.
+# RetinaNet is in the checker's v5.1 and v6.0 configs, YOLO in v6.0 and v6.1.
+BENCHMARK_MODELS: dict[str, tuple[str, frozenset[tuple[str, str]]]] = {
+    "resnet": ("ResNet50-v1.5 on ImageNet", frozenset({("imagenet", "resnet50")})),
+    "retinanet": ("RetinaNet ResNeXt50-32x4d FPN on MLPerf's OpenImages subset", frozenset()),
+    "yolo-99": ("YOLOv11l on MLPerf's safe COCO subset, 99% of its 53.4 mAP", frozenset()),
+    "yolo-95": ("YOLOv11l on MLPerf's safe COCO subset, 95% of its 53.4 mAP", frozenset()),
+}
 MEASUREMENTS_DEFAULTS = {"input_data_types": "fp32", "retraining": "no",
                          "starting_weights_filename": "N/A", "weight_data_types": "fp32",
                          "weight_transformations": "none"}
@@ -76,6 +85,15 @@ def check_division(division: str, runs: list[RunSpec]) -> None:
         raise BuildError(
             f"the closed division only takes the MLPerf benchmarks' own models; "
             f"{', '.join(unknown)} is not one of them: use --division=open")
+
+
+def closed_problem(benchmark: str, dataset_name: str, model_name: str) -> str:
+    """Return why runs of model_name on dataset_name cannot be `benchmark` in the closed division, or ""."""
+    what, runs = BENCHMARK_MODELS.get(benchmark, ("a model axq does not run", frozenset()))
+    if (dataset_name, model_name) in runs:
+        return ""
+    return (f"takes only `{benchmark}`'s own model ({what}), not {model_name} on {dataset_name}: "
+            f"use division=open (mlperf_model={benchmark} maps the model to it)")
 
 
 def scenario_dirs(root: Path, layout: str, system: str, run: RunSpec) -> dict[str, Path]:
