@@ -61,7 +61,6 @@ def planned_deps(params: dict) -> dict[str, str]:
 def check_params(params: dict) -> None:
     """Raise ParameterError for scenarios, tests, overrides or a division the submission can't take."""
     from axq_mlperf.scenarios import COMPLIANCE_TESTS, SCENARIOS
-    from axq_mlperf.submission import CLOSED_BENCHMARKS
 
     for name, known in (("scenarios", SCENARIOS), ("compliance_tests", COMPLIANCE_TESTS)):
         for item in _split(params[name]):
@@ -71,13 +70,23 @@ def check_params(params: dict) -> None:
     if not _split(params["scenarios"]):
         raise ParameterError("scenarios", params["scenarios"], "names no scenario; e.g. scenarios=Offline+Server")
     overrides(params["system_overrides"])
-    model = params["mlperf_model"]
+    check_benchmark(params)
+
+
+def check_benchmark(params: dict) -> None:
+    """Raise ParameterError for an unknown mlperf_model, a closed custom model, or a layout without the benchmark."""
+    from axq_mlperf.submission import CLOSED_BENCHMARKS, layout_problem
+
+    model, benchmark = params["mlperf_model"], params["benchmark"]
     if model is not None and model not in CLOSED_BENCHMARKS:
         raise ParameterError("mlperf_model", model, "is none of MLPerf's benchmark models (resnet, retinanet, "
                              "yolo-99, ...)" + did_you_mean(model, sorted(CLOSED_BENCHMARKS)))
-    if params["division"] == "closed" and params["benchmark"] not in CLOSED_BENCHMARKS:
+    if params["division"] == "closed" and benchmark not in CLOSED_BENCHMARKS:
         raise ParameterError("division", "closed", f"takes only the MLPerf benchmarks' own models (benchmark=resnet, "
-                             f"yolo-99, ...); `{params['benchmark'] or 'null'}` is not one of them: use division=open")
+                             f"yolo-99, ...); `{benchmark or 'null'}` is not one of them: use division=open")
+    problem = layout_problem(model or benchmark or "", params["layout"])  # the checker judges the tree's name so
+    if problem:
+        raise ParameterError("layout", params["layout"], problem)
 
 
 def check_runs(params: dict, runs: dict[str, dict]) -> None:
