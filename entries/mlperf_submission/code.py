@@ -84,7 +84,7 @@ def check_benchmark(params: dict) -> None:
     if params["division"] == "closed" and benchmark not in CLOSED_BENCHMARKS:
         raise ParameterError("division", "closed", f"takes only the MLPerf benchmarks' own models (benchmark=resnet, "
                              f"yolo-99, ...); `{benchmark or 'null'}` is not one of them: use division=open")
-    problem = layout_problem(model or benchmark or "", params["layout"])  # the checker judges the tree's name so
+    problem = layout_problem(model or benchmark or "", params["layout"])  # the mapped model's rules, else the name's
     if problem:
         raise ParameterError("layout", params["layout"], problem)
 
