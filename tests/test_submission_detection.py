@@ -103,3 +103,12 @@ def test_retinanet_needs_a_layout_whose_checker_rules_have_it(submission: Entry,
     code, out, err = axq_cli("byquery", f"{QUERY},mlperf_model=retinanet", ",", "get", "submission_path")
     assert (code, out) == (2, "") and len(err.strip().splitlines()) == 1
     assert "the checker's v6.1 rules have no `retinanet`: use layout=v5.1 or v6.0" in err
+
+
+def test_torchvisions_coco_retinanet_is_not_mlperfs_retinanet(collection: Path, axq_cli, tmp_path: Path) -> None:
+    """RetinaNet ResNet50-FPN on COCO is no closed `retinanet` (ResNeXt50 on OpenImages): refused unbuilt."""
+    query = (f"mlperf_submission,division=closed,benchmark=retinanet,layout=v6.0,loadgen_execution=test,"
+             f"benchmark_query='detected_coco,model_name=retinanet_coco,coco_dir={tmp_path}'")
+    code, out, err = axq_cli("plan", query)
+    assert (code, out) == (2, "") and len(err.strip().splitlines()) == 1
+    assert "not retinanet_coco on coco: use division=open (mlperf_model=retinanet maps the model to it)" in err
