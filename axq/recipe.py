@@ -39,6 +39,7 @@ RECIPE_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "packages": (list, "a list of Python distribution names"),
     "planned_deps": (str, "a function name"),
     "check": (str, "a function name"),
+    "check_deps": (str, "a function name"),
     "estimate": (str, "a function name"),
     "explore": (str, "a function name"),
     "resources": (str, "a function name"),
@@ -57,7 +58,7 @@ INHERIT_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
 Finder = Callable[[str], Path | None]  # a recipe's name -> its directory
 
 # Functions of code.py a recipe (or one of its rules) may name, called while a query is resolved.
-HOOKS = ("planned_deps", "check", "estimate", "explore", "resources")
+HOOKS = ("planned_deps", "check", "check_deps", "estimate", "explore", "resources")
 PRODUCER_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "tags": (list, "a list of tags"),
     "params": (dict, "an object"),
@@ -67,6 +68,7 @@ PRODUCER_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "build": (str, "a function name"),
     "planned_deps": (str, "a function name"),
     "check": (str, "a function name"),
+    "check_deps": (str, "a function name"),
     "estimate": (str, "a function name"),
     "explore": (str, "a function name"),
     "resources": (str, "a function name"),

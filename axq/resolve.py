@@ -426,6 +426,7 @@ def resolve(query: Query | str, overrides: dict[str, Any] | None = None, scope: 
     node = Node(producer, params, str(query), sources=chosen.sources or {})
     for name, (dep, dep_overrides) in dependency_queries(producer, params).items():
         node.deps[name] = resolve(dep, dep_overrides, scope, (*_stack, key))
+    check_deps(producer, params, node.deps)
     return node
 
 
@@ -438,11 +439,21 @@ def _cycle_key(producer: Producer, params: dict[str, Any]) -> str:
 
 def check_rule(producer: Producer, params: dict[str, Any]) -> None:
     """Run the recipe's own cross-parameter check, if it has one."""
-    check = producer.hook("check")
+    _run_check(producer, "check", dict(params))
+
+
+def check_deps(producer: Producer, params: dict[str, Any], deps: dict[str, Node]) -> None:
+    """Run the recipe's check of its resolved dependencies' parameters, if it has one: before anything is built."""
+    _run_check(producer, "check_deps", dict(params), {name: dict(node.params) for name, node in deps.items()})
+
+
+def _run_check(producer: Producer, hook: str, *args: dict[str, Any]) -> None:
+    """Call a check hook of the rule; a ParameterError it raises names the rule."""
+    check = producer.hook(hook)
     if check is None:
         return
     try:
-        check(dict(params))
+        check(*args)
     except ParameterError as error:
         error.rule = error.rule or describe(producer)
         raise

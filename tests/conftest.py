@@ -177,3 +177,41 @@ def axq_cli(capsys):
         return code, out, err
 
     return run
+
+
+# Files the official checker opens for one open-division scenario in the v6.1 layout:
+# mlcommons/inference tools/submission/submission_checker (commit b66003e, 2026-08),
+# constants.py PERFORMANCE_LOG_PATH, PERFORMANCE_SUMMARY_PATH, ACCURACY_LOG_PATH,
+# ACCURACY_RESULT_PATH, ACCURACY_JSON_PATH, MEASUREMENTS_PATH, TEST01_PERF_PATH,
+# TEST01_ACC_PATH, TEST04_PERF_PATH, SYSTEM_PATH, SRC_PATH, REQUIRED_MEASURE_FILES,
+# REQUIRED_COMP_PER_FILES; plus TEST01's accuracy/ (compliance_check.py).
+CHECKER_SCENARIO_FILES = (
+    "performance/run_1/mlperf_log_summary.txt", "performance/run_1/mlperf_log_detail.txt",
+    "accuracy/mlperf_log_detail.txt", "accuracy/mlperf_log_summary.txt", "accuracy/accuracy.txt",
+    "accuracy/mlperf_log_accuracy.json", "measurements.json", "user.conf", "README.md",
+    "TEST01/verify_accuracy.txt", "TEST01/verify_performance.txt",
+    "TEST01/performance/run_1/mlperf_log_detail.txt", "TEST01/performance/run_1/mlperf_log_summary.txt",
+    "TEST01/accuracy/accuracy.txt", "TEST01/accuracy/mlperf_log_accuracy.json",
+    "TEST04/verify_performance.txt", "TEST04/performance/run_1/mlperf_log_detail.txt",
+    "TEST04/performance/run_1/mlperf_log_summary.txt")
+
+
+def checker_files(benchmark: str, scenario: str = "SingleStream") -> list[str]:
+    """Return the files the checker opens for one scenario of `open/axq-ci`'s `ci-box` (v6.1 layout)."""
+    return [f"open/axq-ci/results/ci-box/{benchmark}/{scenario}/{name}" for name in CHECKER_SCENARIO_FILES] + [
+        "open/axq-ci/systems/ci-box.json", f"open/axq-ci/src/{benchmark}/README.md"]
+
+
+# How the checker reads accuracy.txt (constants.py ACC_PATTERN and accuracy_check.py, b66003e):
+# each line is re.match-ed against the benchmark's metric pattern and the hash line's.
+CHECKER_PATTERNS = {"acc": r"^(?:\{\"accuracy|accuracy)[\": ]*=?\s*([\d\.]+).*",
+                    "mAP": r".*(?:mAP=|'Total':)\s*([\d.]+)", "hash": r"^hash=([\w\d]+)$"}
+
+
+def checker_reads(accuracy_txt: Path, metric: str) -> tuple[list[str], list[str]]:
+    """Return the figures and the hashes the checker finds in an accuracy.txt, for metric `acc` or `mAP`."""
+    import re
+
+    lines = Path(accuracy_txt).read_text(encoding="utf-8").splitlines()
+    found = [(re.match(CHECKER_PATTERNS[metric], line), re.match(CHECKER_PATTERNS["hash"], line)) for line in lines]
+    return [m.group(1) for m, _ in found if m], [h.group(1) for _, h in found if h]

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 import axq
-from axq.errors import BuildError, Interrupted
+from axq.errors import BuildError, Interrupted, ParameterError
 from tests.conftest import axq_subprocess, run_axq
 
 
@@ -200,6 +200,16 @@ def test_planned_dependencies_are_in_the_graph_identity_and_plan(recipes):
     steps = axq.plan("planned_sum,count=3")
     assert not steps[0].cached and "dependency `n1` differs" in steps[0].reason
     assert axq.byquery("planned_sum,count=3").identity != entry.identity
+
+
+def test_a_check_of_the_resolved_dependencies_refuses_before_anything_is_built(recipes, axq_cli):
+    """check_deps sees each dependency's resolved parameters; its ParameterError names the rule."""
+    assert axq.plan("planned_sum,count=2,top=2")[0].reason == "not built yet"
+    with pytest.raises(ParameterError, match=r"`top=2` for toy_planned.*: is below the value of number 3"):
+        axq.plan("planned_sum,count=3,top=2")
+    code, out, err = axq_cli("byquery", "planned_sum,count=3,top=2", ",", "get", "total")
+    assert (code, out) == (2, "") and len(err.strip().splitlines()) == 1
+    assert axq.list_entries("") == []
 
 
 def test_a_getter_added_to_a_recipe_works_on_entries_built_before(recipes):

@@ -270,6 +270,29 @@ def test_closed_division_refuses_a_model_the_rules_do_not_know(runs, tmp_path):
     assert not (tmp_path / "closed").exists()
 
 
+@pytest.mark.parametrize(("benchmark", "dataset_name", "model_name", "refused"), [
+    ("resnet", "imagenet", "resnet50", False),
+    ("resnet", "imagenet", "mobilenet_v2", True),
+    ("resnet", "digits", "small_cnn", True),
+    ("yolo-99", "coco", "ssd_mobilenet", True),
+    ("retinanet", "coco", "retinanet_coco", True),  # torchvision's RetinaNet on COCO: not MLPerf's on OpenImages
+    ("bert-99", "digits_detection", "small_detector", True),
+])
+def test_closed_division_takes_only_the_benchmarks_own_model(benchmark, dataset_name, model_name, refused):
+    problem = _module("submission").closed_problem(benchmark, dataset_name, model_name)
+    assert bool(problem) == refused
+    assert not problem or (f"`{benchmark}`" in problem and model_name in problem and "division=open" in problem)
+
+
+@pytest.mark.parametrize(("benchmark", "layout", "allowed"), [
+    ("retinanet", "v6.1", False), ("retinanet", "v6.0", True), ("yolo-99", "v5.1", False),
+    ("yolo-95", "v6.1", True), ("resnet", "v5.1", True), ("digits_detection", "v6.1", True)])
+def test_a_layout_whose_checker_rules_lack_the_benchmark_is_named(benchmark, layout, allowed):
+    problem = _module("submission").layout_problem(benchmark, layout)
+    assert (problem == "") == allowed
+    assert allowed or problem.startswith(f"the checker's {layout} rules have no `{benchmark}`: use layout=")
+
+
 def test_system_description_has_every_required_field():
     """Every field of SYSTEM_DESC_REQUIRED_FIELDS is present; meaningful ones are filled."""
     layout = _module("submission")

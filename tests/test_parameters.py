@@ -79,7 +79,7 @@ def test_sweep_points_are_checked_before_the_first_point_runs(work):
 
 def test_params_lists_values_sources_and_declarations(work):
     found = {p.name: p for p in axq.params("planned_sum,count=3")}
-    assert set(found) == {"count", "limit", "repeat"}
+    assert set(found) == {"count", "limit", "repeat", "top"}
     assert (found["count"].value, found["count"].source, found["count"].default) == (3, "query", 2)
     assert (found["limit"].value, found["limit"].source) == (5, "default")
     assert found["count"].minimum == 0 and found["count"].description.startswith("how many")

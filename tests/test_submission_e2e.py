@@ -18,27 +18,13 @@ import pytest
 
 import axq
 from axq.entry import Entry
+from tests.conftest import checker_files, checker_reads
 
 QUERY = ("mlperf_submission,submitter=axq-ci,system=ci-box,division=open,loadgen_execution=test,"
          "scenarios=SingleStream,benchmark_query='classified_digits,num_threads=1'")
 RUN = "loadgen_output,classified_digits,loadgen_scenario=SingleStream,num_threads=1"
 SCENARIO = "open/axq-ci/results/ci-box/digits/SingleStream"
-# Files the official checker opens for one open-division scenario in the v6.1 layout:
-# mlcommons/inference tools/submission/submission_checker (commit b66003e, 2026-08),
-# constants.py PERFORMANCE_LOG_PATH, PERFORMANCE_SUMMARY_PATH, ACCURACY_LOG_PATH,
-# ACCURACY_RESULT_PATH, ACCURACY_JSON_PATH, MEASUREMENTS_PATH, TEST01_PERF_PATH,
-# TEST01_ACC_PATH, TEST04_PERF_PATH, SYSTEM_PATH, SRC_PATH, REQUIRED_MEASURE_FILES,
-# REQUIRED_COMP_PER_FILES; plus TEST01's accuracy/ (compliance_check.py).
-REQUIRED = [f"{SCENARIO}/{name}" for name in (
-    "performance/run_1/mlperf_log_summary.txt", "performance/run_1/mlperf_log_detail.txt",
-    "accuracy/mlperf_log_detail.txt", "accuracy/mlperf_log_summary.txt", "accuracy/accuracy.txt",
-    "accuracy/mlperf_log_accuracy.json", "measurements.json", "user.conf", "README.md",
-    "TEST01/verify_accuracy.txt", "TEST01/verify_performance.txt",
-    "TEST01/performance/run_1/mlperf_log_detail.txt", "TEST01/performance/run_1/mlperf_log_summary.txt",
-    "TEST01/accuracy/accuracy.txt", "TEST01/accuracy/mlperf_log_accuracy.json",
-    "TEST04/verify_performance.txt", "TEST04/performance/run_1/mlperf_log_detail.txt",
-    "TEST04/performance/run_1/mlperf_log_summary.txt")] + [
-    "open/axq-ci/systems/ci-box.json", "open/axq-ci/src/digits/README.md"]
+REQUIRED = checker_files("digits")
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +78,13 @@ def test_accuracy_log_is_truncated_with_the_full_logs_hash(submission: Entry) ->
     digest = hashlib.sha256(full.read_bytes()).hexdigest()
     assert (accuracy / "accuracy.txt").read_text().endswith(f"\nhash={digest}\n")
     assert (accuracy / "mlperf_log_accuracy.json").stat().st_size == 4096 * 2 + len("\n\n...\n\n")
+
+
+def test_accuracy_txt_is_accuracy_imagenet_s_line_as_the_checker_reads_it(submission: Entry) -> None:
+    run = submission.dep("SingleStream_accuracy")
+    accuracy = Path(submission.get("submission_path")) / SCENARIO / "accuracy" / "accuracy.txt"
+    assert accuracy.read_text().splitlines()[0] == run.get("accuracy_report")
+    assert checker_reads(accuracy, "acc")[0] == [f"{run.get('accuracy'):.3f}"]
 
 
 def test_readme_says_open_division_and_how_to_reproduce(submission: Entry) -> None:

@@ -8,10 +8,19 @@ build checks the compliance runs used those very references, and writes the layo
 axq_mlperf.submission into the entry's `submission/`. Runs are `loadgen_execution=valid`
 (the official 600 s runs) unless the query says `test`.
 
-Custom models (digits, Fashion-MNIST) go in the open division with no model mapping
-(`mlperf_model` null): they are not ResNet50, and mapping them to `resnet` makes the
-checker hold them to ImageNet's accuracy run (50,000 samples, 76.46% top-1), which they
-can never meet. Set `mlperf_model` only for a model that really is one of MLPerf's.
+The runs' task (axq_mlperf.tasks) says what accuracy.txt holds: what MLPerf's accuracy
+script for it prints (accuracy-imagenet.py's `accuracy=...%`, accuracy-coco.py's COCOeval
+summary and `mAP=...%`), the lines the checker's ACC_PATTERN reads. The tree's benchmark is
+`benchmark=` (`resnet`, `retinanet`, `yolo-99`, ...), else named after the runs' data set
+(digits, fashion_mnist, digits_detection).
+
+Custom models (the digits classifier and detector, Fashion-MNIST, COCO's ssd_mobilenet) go
+in the open division with no model mapping (`mlperf_model` null): they are not ResNet50 or
+YOLO, and mapping them makes the checker hold them to that benchmark's accuracy run
+(ImageNet's 50,000 samples at 76.46% top-1, COCO's 1,525 at 53.4 mAP), which they can never
+meet. Set `mlperf_model` only for a model that really is one of MLPerf's. The closed
+division takes only a benchmark's own model (axq_mlperf.submission.BENCHMARK_MODELS), refused
+when the query is resolved, before any run is built (`check_runs`).
 """
 
 from __future__ import annotations
@@ -52,7 +61,6 @@ def planned_deps(params: dict) -> dict[str, str]:
 def check_params(params: dict) -> None:
     """Raise ParameterError for scenarios, tests, overrides or a division the submission can't take."""
     from axq_mlperf.scenarios import COMPLIANCE_TESTS, SCENARIOS
-    from axq_mlperf.submission import CLOSED_BENCHMARKS
 
     for name, known in (("scenarios", SCENARIOS), ("compliance_tests", COMPLIANCE_TESTS)):
         for item in _split(params[name]):
@@ -62,9 +70,35 @@ def check_params(params: dict) -> None:
     if not _split(params["scenarios"]):
         raise ParameterError("scenarios", params["scenarios"], "names no scenario; e.g. scenarios=Offline+Server")
     overrides(params["system_overrides"])
-    if params["division"] == "closed" and params["benchmark"] not in CLOSED_BENCHMARKS:
-        raise ParameterError("division", "closed", f"takes only the MLPerf benchmarks' own models; "
-                             f"`{params['benchmark']}` is not one of them: use division=open")
+    check_benchmark(params)
+
+
+def check_benchmark(params: dict) -> None:
+    """Raise ParameterError for an unknown mlperf_model, a closed custom model, or a layout without the benchmark."""
+    from axq_mlperf.submission import CLOSED_BENCHMARKS, layout_problem
+
+    model, benchmark = params["mlperf_model"], params["benchmark"]
+    if model is not None and model not in CLOSED_BENCHMARKS:
+        raise ParameterError("mlperf_model", model, "is none of MLPerf's benchmark models (resnet, retinanet, "
+                             "yolo-99, ...)" + did_you_mean(model, sorted(CLOSED_BENCHMARKS)))
+    if params["division"] == "closed" and benchmark not in CLOSED_BENCHMARKS:
+        raise ParameterError("division", "closed", f"takes only the MLPerf benchmarks' own models (benchmark=resnet, "
+                             f"yolo-99, ...); `{benchmark or 'null'}` is not one of them: use division=open")
+    problem = layout_problem(model or benchmark or "", params["layout"])  # the mapped model's rules, else the name's
+    if problem:
+        raise ParameterError("layout", params["layout"], problem)
+
+
+def check_runs(params: dict, runs: dict[str, dict]) -> None:
+    """Raise ParameterError for a closed submission whose runs are not the benchmark's own model."""
+    from axq_mlperf.submission import closed_problem
+
+    if params["division"] != "closed":
+        return
+    for run in runs.values():
+        problem = closed_problem(params["benchmark"], run["dataset_name"], run["model_name"])
+        if problem:
+            raise ParameterError("division", "closed", problem)
 
 
 def expected_seconds(params: dict) -> float:
@@ -92,18 +126,31 @@ def run_spec(ctx: BuildContext, scenario: str) -> Any:
     compliance = {test: compliance_run(ctx, scenario, test, accuracy, performance)
                   for test in _split(params["compliance_tests"])}
     ctx.log(f"{scenario}: accuracy {accuracy.name}, performance {performance.name}")
+    name = benchmark_name(params, accuracy)
     return submission.RunSpec(
-        benchmark=params["benchmark"], scenario=scenario, performance_dir=performance.path,
-        accuracy_dir=accuracy.path, accuracy_txt=str(accuracy.get("accuracy_report")),
+        benchmark=name, scenario=scenario, performance_dir=performance.path,
+        accuracy_dir=accuracy.path, accuracy_txt=accuracy_text(accuracy),
         user_conf=(performance.path / "user.conf").read_text(), reproduce=reproduce(params),
-        compliance=compliance, mlperf_model=params["mlperf_model"] or None, notes=notes(params))
+        compliance=compliance, mlperf_model=params["mlperf_model"] or None, notes=notes(params, name))
 
 
-def notes(params: Params) -> str:
+def benchmark_name(params: Params, run: Entry) -> str:
+    """Return the tree's benchmark name: `benchmark=`, else the run's data set (digits, digits_detection)."""
+    return str(params["benchmark"] or run.params["dataset_name"])
+
+
+def accuracy_text(run: Entry) -> str:
+    """Return what MLPerf's accuracy script for the run's task prints of it: the tree's accuracy.txt."""
+    from axq_mlperf import tasks
+
+    return tasks.get(tasks.of_run(run.params)).accuracy_text(run.get("accuracy_results"))
+
+
+def notes(params: Params, name: str) -> str:
     """Return what a reader of the README must know: the division and the kind of run."""
     lines = []
     if params["division"] == "open" and not params["mlperf_model"]:
-        lines.append(f"Open division: `{params['benchmark']}` is a custom model, not one of MLPerf's "
+        lines.append(f"Open division: `{name}` is a custom model, not one of MLPerf's "
                      f"benchmark models, so it is submitted with no model mapping.")
     if params["loadgen_execution"] != "valid":
         lines.append("These are short test runs (`loadgen_execution=test`), not the official 600 s runs: "

@@ -22,7 +22,7 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from axq_mlperf.logs import ACCURACY, DETAIL, SUMMARY
 from axq_mlperf.truncation import truncate_accuracy_log
@@ -43,13 +43,36 @@ MEASUREMENTS_DEFAULTS = {"input_data_types": "fp32", "retraining": "no",
                          "weight_transformations": "none"}
 
 
+class BenchmarkModel(NamedTuple):
+    """A closed benchmark's own model, axq's runs of it, and the checker layouts that know the benchmark."""
+
+    what: str  # the model of mlcommons/inference's reference implementation
+    runs: frozenset[tuple[str, str]]  # axq's runs of that very model, as (dataset_name, model_name)
+    layouts: tuple[str, ...]  # constants.py MODEL_CONFIG[layout]["models"] holds it
+
+
+# The closed division takes only these runs of these benchmarks (constants.py at commit b66003e).
+BENCHMARK_MODELS = {
+    "resnet": BenchmarkModel("ResNet50-v1.5 on ImageNet", frozenset({("imagenet", "resnet50")}), LAYOUTS),
+    "retinanet": BenchmarkModel("RetinaNet ResNeXt50-32x4d FPN on MLPerf's OpenImages subset", frozenset(),
+                                ("v5.1", "v6.0")),
+    "yolo-99": BenchmarkModel("YOLOv11l on MLPerf's safe COCO subset, at 99% of its 53.4 mAP", frozenset(),
+                              ("v6.0", "v6.1")),
+    "yolo-95": BenchmarkModel("YOLOv11l on MLPerf's safe COCO subset, at 95% of its 53.4 mAP", frozenset(),
+                              ("v6.0", "v6.1")),
+}
+
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One benchmark and scenario of a submission: where its runs are and how to redo them.
 
     `compliance` maps a test (TEST01, TEST04) to the directory of its LoadGen run, which
     also holds the verify_*.txt files that axq_mlperf.compliance.verify_test0x wrote there.
-    `accuracy_txt` is the accuracy report (e.g. `accuracy=97.000%, good=..., total=...`).
+    `accuracy_txt` is what MLPerf's accuracy script printed for the task (the run's
+    Task.accuracy_text: `accuracy=97.000%, good=..., total=...`, or COCOeval's summary and
+    `mAP=84.912%`).
     """
 
     benchmark: str
@@ -76,6 +99,24 @@ def check_division(division: str, runs: list[RunSpec]) -> None:
         raise BuildError(
             f"the closed division only takes the MLPerf benchmarks' own models; "
             f"{', '.join(unknown)} is not one of them: use --division=open")
+
+
+def closed_problem(benchmark: str, dataset_name: str, model_name: str) -> str:
+    """Return why runs of model_name on dataset_name cannot be `benchmark` in the closed division, or ""."""
+    known = BENCHMARK_MODELS.get(benchmark)
+    if known is not None and (dataset_name, model_name) in known.runs:
+        return ""
+    what = known.what if known else "a model axq does not run"
+    return (f"takes only `{benchmark}`'s own model ({what}), not {model_name} on {dataset_name}: "
+            f"use division=open (mlperf_model={benchmark} maps the model to it)")
+
+
+def layout_problem(benchmark: str, layout: str) -> str:
+    """Return why the checker's `layout` rules cannot judge `benchmark` (they do not name it), or ""."""
+    known = BENCHMARK_MODELS.get(benchmark)
+    if known is None or layout in known.layouts:
+        return ""
+    return f"the checker's {layout} rules have no `{benchmark}`: use layout={' or '.join(known.layouts)}"
 
 
 def scenario_dirs(root: Path, layout: str, system: str, run: RunSpec) -> dict[str, Path]:

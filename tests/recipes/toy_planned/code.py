@@ -13,6 +13,13 @@ def check(params):
         raise ParameterError("count", params["count"], f"must be at most limit={params['limit']}")
 
 
+def check_deps(params, deps):
+    too_big = sorted(dep["value"] for dep in deps.values() if params["top"] is not None
+                     and dep["value"] > params["top"])
+    if too_big:
+        raise ParameterError("top", params["top"], f"is below the value of number {too_big[0]}")
+
+
 def estimate(params):
     return 1.5
 

@@ -16,7 +16,10 @@ task and never asks which one it has. A task:
   (`accuracy` in percent always, and the task's own: `mAP`, ...);
 - `score_answers(answers, dataset)`: the same score of answers got straight from a backend
   (the int8 accuracy guard of entries/model_converted scores fp32 and int8 alike so);
-- `result_line(found)`: an accuracy run's result in a few words.
+- `result_line(found)`: an accuracy run's result in a few words;
+- `accuracy_text(found)`: what MLPerf's accuracy script for the task prints of that result
+  (a submission's accuracy.txt, whose figure the submission checker reads with its
+  ACC_PATTERN: `accuracy=...%` for classification, `mAP=...%` for detection).
 
 Light at import: the implementations import numpy and their scorers where they use them.
 """
@@ -55,6 +58,9 @@ class Task(Protocol):
 
     def result_line(self, found: dict[str, Any]) -> str:
         """Return an accuracy run's result in a few words: `accuracy 98.2% (442 of 450 samples)`."""
+
+    def accuracy_text(self, found: dict[str, Any]) -> str:
+        """Return what MLPerf's accuracy script for the task prints of an accuracy run's results."""
 
 
 NAMES = ("image_classification", "object_detection")

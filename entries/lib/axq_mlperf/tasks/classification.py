@@ -50,6 +50,10 @@ class Classification:
         """Return `accuracy 98.222% (442 of 450 samples)`."""
         return f"accuracy {found['accuracy']:.3f}% ({found['good']} of {found['total']} samples)"
 
+    def accuracy_text(self, found: dict[str, Any]) -> str:
+        """Return accuracy-imagenet.py's line: `accuracy=98.222%, good=442, total=450`."""
+        return f"accuracy={found['accuracy']:.3f}%, good={found['good']}, total={found['total']}"
+
 
 def predictions(log: Path) -> dict[int, int]:
     """Return {sample index: predicted class} from an accuracy log of int64 responses."""

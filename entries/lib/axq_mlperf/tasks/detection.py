@@ -61,6 +61,13 @@ class Detection:
         """Return `mAP 62.345% (450 images, 1270 detections)`."""
         return f"mAP {found['mAP']:.3f}% ({found['images']} images, {found['detections']} detections)"
 
+    def accuracy_text(self, found: dict[str, Any]) -> str:
+        """Return what accuracy-coco.py (and accuracy-openimages.py) print: COCOeval's summary, then `mAP=62.345%`.
+
+        COCOeval starts each summary line with a space; the checker's `mAP` pattern matches the last only.
+        """
+        return "\n".join([*(f" {line}" for line in found["coco_report"]), f"mAP={found['mAP']:.3f}%"])
+
 
 def encode(answers: np.ndarray, indices: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return a batch's response data: one float32 array, each sample's byte offset in it, and its size.
