@@ -275,6 +275,8 @@ def test_closed_division_refuses_a_model_the_rules_do_not_know(runs, tmp_path):
     ("resnet", "imagenet", "mobilenet_v2", True),
     ("resnet", "digits", "small_cnn", True),
     ("yolo-99", "coco", "ssd_mobilenet", True),
+    ("yolo-99", "coco", "yolo11l", False),  # model_name=yolo: ultralytics' YOLO11l, MLPerf's model
+    ("yolo-95", "coco", "yolo11n", True),
     ("retinanet", "coco", "retinanet_coco", True),  # torchvision's RetinaNet on COCO: not MLPerf's on OpenImages
     ("bert-99", "digits_detection", "small_detector", True),
 ])

@@ -51,17 +51,17 @@ class BenchmarkModel(NamedTuple):
     layouts: tuple[str, ...]  # constants.py MODEL_CONFIG[layout]["models"] holds it
 
 
+YOLO_RUNS = frozenset({("coco", "yolo11l")})  # model_name=yolo: ultralytics' YOLO11l on a COCO folder (coco_safe)
 # The closed division takes only these runs of these benchmarks (constants.py at commit b66003e).
 BENCHMARK_MODELS = {
     "resnet": BenchmarkModel("ResNet50-v1.5 on ImageNet", frozenset({("imagenet", "resnet50")}), LAYOUTS),
     "retinanet": BenchmarkModel("RetinaNet ResNeXt50-32x4d FPN on MLPerf's OpenImages subset", frozenset(),
                                 ("v5.1", "v6.0")),
-    "yolo-99": BenchmarkModel("YOLOv11l on MLPerf's safe COCO subset, at 99% of its 53.4 mAP", frozenset(),
+    "yolo-99": BenchmarkModel("YOLOv11l on MLPerf's safe COCO subset, at 99% of its 53.4 mAP", YOLO_RUNS,
                               ("v6.0", "v6.1")),
-    "yolo-95": BenchmarkModel("YOLOv11l on MLPerf's safe COCO subset, at 95% of its 53.4 mAP", frozenset(),
+    "yolo-95": BenchmarkModel("YOLOv11l on MLPerf's safe COCO subset, at 95% of its 53.4 mAP", YOLO_RUNS,
                               ("v6.0", "v6.1")),
 }
-
 
 
 @dataclass(frozen=True)
