@@ -406,7 +406,10 @@ def test_the_screen_shows_progress_and_a_short_result_and_the_summary_only_when_
     code, out, err = axq_cli("byquery", f"{base},warmup_batches=3", ",", "get", "performance")
     assert code == 0 and "MLPerf Results Summary" not in err and "harness: " not in err
     assert re.search(r"LoadGen Offline test: expected to take about \d+ s\n.*LoadGen Offline test: done in", err)
-    assert f"result: {float(out)} samples/s (Offline: Samples per second), VALID\n" in err
+    # The screen's form, not the verdict: a 0.3 s test whose target was timed while the suite's other
+    # processes held the CPU may end before min_duration; it then says why on the same line.
+    assert re.search(rf"result: {re.escape(str(float(out)))} samples/s \(Offline: Samples per second\), "
+                     rf"(VALID|INVALID: \S.*)\n", err)
     log = (axq.byquery(f"{base},warmup_batches=3").path / "build.log").read_text()
     assert "MLPerf Results Summary" in log and "harness: calibrated" in log
     code, out, err = axq_cli("-v", "byquery", f"{base},warmup_batches=4", ",", "get", "performance")
