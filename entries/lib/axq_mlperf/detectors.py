@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -137,7 +138,7 @@ def new_model(name: str, size: int) -> Any:
         from axq_mlperf import yolo
 
         return yolo.graph_class()(new_network(name, size), size)
-    return heads_class()(new_network(name, size), size)
+    return heads_class()(new_network(name, size), size, MODELS[canonical(name)].kind)
 
 
 def read_weights(name: str, path: Path) -> dict:
@@ -167,9 +168,9 @@ def heads_class() -> type:
         mean: torch.Tensor
         std: torch.Tensor
 
-        def __init__(self, network: nn.Module, size: int) -> None:
+        def __init__(self, network: nn.Module, size: int, kind: str) -> None:
             super().__init__()
-            self.network, self.size = network, size
+            self.network, self.size, self.kind = network, size, kind
             transform: Any = network.transform
             self.padded: int = -(-size // transform.size_divisible) * transform.size_divisible
             self.register_buffer("mean", torch.tensor(transform.image_mean).view(1, 3, 1, 1), persistent=False)
@@ -203,7 +204,7 @@ def heads_class() -> type:
                 anchors = network.anchor_generator(ImageList(zeros, [(size, size)]), features)[0]
             cells = [f.shape[-2] * f.shape[-1] for f in features]
             per_cell, coder = len(anchors) // sum(cells), network.box_coder
-            spec = {"kind": KINDS[type(network).__name__], "image_size": size,
+            spec = {"kind": self.kind, "image_size": size,
                     "levels": [per_cell * n for n in cells], "score_thresh": network.score_thresh,
                     "nms_thresh": network.nms_thresh, "topk_candidates": network.topk_candidates,
                     "detections_per_img": network.detections_per_img, "box_weights": list(coder.weights),
@@ -211,9 +212,6 @@ def heads_class() -> type:
             return spec, anchors.numpy().astype("float32")
 
     return Heads
-
-
-KINDS = {"SSD": "ssd", "RetinaNet": "retinanet"}  # torchvision's class -> postprocess kind
 
 
 def write_spec(model: Any, directory: Path) -> dict[str, Any]:
@@ -245,23 +243,16 @@ def postprocess_of(entry: Entry) -> Postprocess | None:
 
 
 class Postprocess:
-    """torchvision's postprocess_detections of a detector's heads' outputs: fixed-size rows per image."""
+    """A detector's own post-processing of its graph's outputs, as fixed-size rows per image."""
 
     def __init__(self, spec: dict[str, Any], anchors: Path) -> None:
-        import numpy as np
-        import torch
-        from torchvision.models.detection import _utils, retinanet, ssd
-
-        self.spec, self.size = spec, int(spec["image_size"])
+        self.size = int(spec["image_size"])
         if spec["kind"] == "yolo":  # its head decodes its own boxes: no anchors, ultralytics' NMS
-            return
-        self.levels = [int(n) for n in spec["levels"]]
-        self.anchors = torch.from_numpy(np.load(anchors))
-        coder = _utils.BoxCoder(tuple(spec["box_weights"]), spec["bbox_xform_clip"])
-        self.model = type("Settings", (), {  # what postprocess_detections reads of its model
-            "box_coder": coder, "score_thresh": spec["score_thresh"], "nms_thresh": spec["nms_thresh"],
-            "topk_candidates": spec["topk_candidates"], "detections_per_img": spec["detections_per_img"]})()
-        self.method = (ssd.SSD if spec["kind"] == "ssd" else retinanet.RetinaNet).postprocess_detections
+            from axq_mlperf import yolo
+
+            self.detections: Callable[[Any], list[dict[str, Any]]] = functools.partial(yolo.detections, spec)
+        else:
+            self.detections = TorchvisionDetections(spec, anchors)
 
     def __call__(self, output: Any) -> Any:
         """Return N x MAX_DETECTIONS x 6 rows from N x A x (4 + classes) outputs (numpy in, numpy out)."""
@@ -277,21 +268,6 @@ class Postprocess:
                 rows[image, :len(detections["scores"])] = self.rows(detections)
         return rows.numpy() if is_numpy else rows
 
-    def detections(self, raw: Any) -> list[dict[str, Any]]:
-        """Return the model's own detections (boxes in pixels, scores, COCO category ids) of each image."""
-        if self.spec["kind"] == "yolo":
-            from axq_mlperf import yolo
-
-            return yolo.detections(self.spec, raw)
-        regression, logits = raw[..., :BOX_REGRESSION], raw[..., BOX_REGRESSION:]
-        shapes = [(self.size, self.size)] * len(regression)
-        if self.spec["kind"] == "ssd":
-            head = {"bbox_regression": regression, "cls_logits": logits}
-            return self.method(self.model, head, [self.anchors] * len(regression), shapes)
-        split = {"bbox_regression": list(regression.split(self.levels, dim=1)),
-                 "cls_logits": list(logits.split(self.levels, dim=1))}
-        return self.method(self.model, split, [list(self.anchors.split(self.levels))] * len(regression), shapes)
-
     def rows(self, detections: dict[str, Any]) -> Any:
         """Return one image's detections as [ymin, xmin, ymax, xmax, score, category_id] (normalised by S)."""
         import torch
@@ -299,4 +275,32 @@ class Postprocess:
         xmin, ymin, xmax, ymax = (detections["boxes"] / self.size).clamp(0, 1).unbind(1)
         return torch.stack([ymin, xmin, ymax, xmax, detections["scores"],
                             detections["labels"].float()], dim=1)[:MAX_DETECTIONS]
+
+
+class TorchvisionDetections:
+    """torchvision's postprocess_detections of the model's kind, on its heads' outputs and stored anchors."""
+
+    def __init__(self, spec: dict[str, Any], anchors: Path) -> None:
+        import numpy as np
+        import torch
+        from torchvision.models.detection import _utils, retinanet, ssd
+
+        self.kind, self.size, self.levels = spec["kind"], int(spec["image_size"]), [int(n) for n in spec["levels"]]
+        self.anchors = torch.from_numpy(np.load(anchors))
+        coder = _utils.BoxCoder(tuple(spec["box_weights"]), spec["bbox_xform_clip"])
+        self.model = type("Settings", (), {  # what postprocess_detections reads of its model
+            "box_coder": coder, "score_thresh": spec["score_thresh"], "nms_thresh": spec["nms_thresh"],
+            "topk_candidates": spec["topk_candidates"], "detections_per_img": spec["detections_per_img"]})()
+        self.method = (ssd.SSD if self.kind == "ssd" else retinanet.RetinaNet).postprocess_detections
+
+    def __call__(self, raw: Any) -> list[dict[str, Any]]:
+        """Return each image's detections (boxes in pixels, scores, COCO category ids)."""
+        regression, logits = raw[..., :BOX_REGRESSION], raw[..., BOX_REGRESSION:]
+        shapes = [(self.size, self.size)] * len(regression)
+        if self.kind == "ssd":
+            head = {"bbox_regression": regression, "cls_logits": logits}
+            return self.method(self.model, head, [self.anchors] * len(regression), shapes)
+        split = {"bbox_regression": list(regression.split(self.levels, dim=1)),
+                 "cls_logits": list(logits.split(self.levels, dim=1))}
+        return self.method(self.model, split, [list(self.anchors.split(self.levels))] * len(regression), shapes)
 
