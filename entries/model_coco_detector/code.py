@@ -1,19 +1,22 @@
-"""Provide a torchvision COCO detector (`model_name=retinanet_coco`, `ssd_mobilenet`, `ssdlite`) as an entry.
+"""Provide a COCO detector (`model_name=retinanet_coco`, `ssd_mobilenet`/`ssdlite`, `yolo11n`..`x`/`yolo`) as an entry.
 
-The model is axq_mlperf.detectors' `Heads` of torchvision's detector, made with no
-download ever (`weights=None, weights_backbone=None`); the entry also holds its anchors and
-its results the `postprocess` that turns the heads' outputs into detections. Its weights, as
-`weights.pt` (the torchvision detector's state_dict, the heads' `network`):
+The model is axq_mlperf.detectors' graph of the detector (torchvision's up to its heads,
+YOLO's up to its Detect head's decoded boxes), made with no download ever; the entry also
+holds the anchors a torchvision detector needs and, in its results, the `postprocess` that
+turns the graph's outputs into detections. Its weights, as `weights.pt` (the detector's
+state_dict, the graph's `network`):
 
 - `weights_path=FILE`: a .pt/.pth state_dict the user has (torchvision's published COCO
-  weights, or their own), copied in after it loads strictly into the detector; a file for
-  another model or class count is refused naming the path and the first key that does not fit;
+  weights, or their own), or for YOLO an ultralytics checkpoint; it must load strictly into
+  the detector, and that state_dict is saved; a file for another model or class count is
+  refused naming the path and the first key that does not fit;
 - no weights_path: random weights (torch seeded with 0, so the same every time), for
   performance runs only: the entry says `random_weights`, and the accuracy getters of a
   LoadGen run of it refuse to give a mAP that means nothing.
 
-`image_size` (null: the model's own side) tells the detector's transform the input side, so
-that it resizes nothing: the preprocessed data set has already stretched every image to it.
+`image_size` (null: the model's own side) is the input side: torchvision's transform is told
+it, so that it resizes nothing, since the preprocessed data set has already stretched every
+image to it.
 """
 
 from __future__ import annotations
